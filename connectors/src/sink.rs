@@ -1,0 +1,68 @@
+//! The contract between the delivery engine and a CRM connector: a batch of records goes in, one
+//! classified result per record comes out, or the whole call failed in a classified way.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::SinkRecord;
+
+/// "N requests per period", the way vendors state their limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+/// What happened to one record of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemResult {
+    /// The CRM holds the record; `remote_id` is its id there.
+    Done { remote_id: String, created: bool },
+    /// Worth trying again later (vendor-side hiccup for this one item).
+    Transient { message: String },
+    /// The vendor refused this record for good; `message` is the vendor's own text.
+    Permanent { message: String },
+}
+
+/// How a whole call failed. Every variant says what the engine should do next.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// 5xx, timeout, connection reset: retry the batch with backoff.
+    #[error("transient: {message}")]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// 429: the vendor throttled us; wait at least `retry_after` before calling again.
+    #[error("rate limited: {message}")]
+    RateLimited {
+        message: String,
+        retry_after: Duration,
+    },
+    /// 401/403: credentials are wrong or lack a scope. Pause the connector; retrying won't help.
+    #[error("auth ({status}): {message}")]
+    Auth { status: u16, message: String },
+    /// The vendor refused the request as a whole (validation 4xx): every record is dead.
+    #[error("permanent: {message}")]
+    Permanent { message: String },
+}
+
+/// A successful call: one result per input record, in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchOutcome {
+    pub items: Vec<ItemResult>,
+    /// The vendor's headers say its window is spent: don't call again before this much time.
+    pub pause_for: Option<Duration>,
+}
+
+/// A CRM that receives leads.
+#[async_trait]
+pub trait LeadSink: Send + Sync {
+    /// The most records one call may carry (the vendor's batch limit).
+    fn max_batch(&self) -> usize;
+    /// The vendor's documented limit for this account, before any user override.
+    fn default_rate_limit(&self) -> RateLimit;
+    /// Upsert every record; the result vector has exactly one entry per record, in order.
+    async fn upsert_people(&self, batch: &[SinkRecord]) -> Result<BatchOutcome, CallError>;
+}
