@@ -1,0 +1,306 @@
+//! A faithful fake of HubSpot's contacts API (feature `sandbox`), for tests and `tandem demo`:
+//! same paths (v3 and the `2026-03` date-versioned prefix), bodies, 100-input batch limit, error
+//! bodies, rolling 10-second rate limit with HubSpot's headers and 429 body, cursor paging and
+//! 207 partial failures, plus fault injection for every failure the real API can produce.
+//!
+//! HTTP endpoints besides HubSpot's own (unauthenticated, for tests and the demo):
+//! - `GET /__sandbox/contacts`: every stored contact as JSON ([`Contact`]).
+//! - `GET /__sandbox/stats`: request counters ([`SandboxStats`]).
+//! - `GET /__sandbox/faults`, `POST /__sandbox/faults`: read or replace the [`Faults`] (JSON).
+//!
+//! Rate limiting counts every authenticated `/crm/…` request against a rolling window per token,
+//! as HubSpot does; requests refused with 401 or 429 don't count.
+
+mod contacts;
+mod errors;
+mod gate;
+mod inspect;
+mod state;
+
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+pub use state::SandboxState;
+
+/// The contact properties every HubSpot portal has (a subset of the standard ones).
+pub const STANDARD_PROPERTIES: &[&str] = &[
+    "email",
+    "firstname",
+    "lastname",
+    "phone",
+    "mobilephone",
+    "company",
+    "jobtitle",
+    "country",
+    "city",
+    "state",
+    "zip",
+    "address",
+    "website",
+    "lifecyclestage",
+    "hs_lead_status",
+    "industry",
+    "salutation",
+    "fax",
+    "message",
+    "numemployees",
+    "annualrevenue",
+    "hs_language",
+    "hs_persona",
+    "hubspot_owner_id",
+];
+
+/// How the sandbox behaves before any fault is set.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// The only Bearer token accepted.
+    pub token: String,
+    /// Requests per rolling window, per token.
+    pub rate_limit: u32,
+    /// HubSpot's window is 10 s; tests shorten it.
+    pub rate_window: Duration,
+    pub daily_limit: u64,
+    /// Send `Retry-After` on 429s (HubSpot's habit here is unconfirmed; clients must cope without).
+    pub retry_after_header: bool,
+    /// Property names beyond [`STANDARD_PROPERTIES`] that the portal knows (custom properties).
+    pub custom_properties: Vec<String>,
+    /// Custom properties with "unique values" set, usable as `idProperty`.
+    pub unique_properties: Vec<String>,
+    /// Seed for the fault dice and correlation ids; `None` = random.
+    pub seed: Option<u64>,
+    /// The first contact id handed out; HubSpot's are large numbers, never reused.
+    pub first_id: u64,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            token: "sandbox-token".to_owned(),
+            rate_limit: 190,
+            rate_window: Duration::from_secs(10),
+            daily_limit: 1_000_000,
+            retry_after_header: true,
+            custom_properties: Vec::new(),
+            unique_properties: Vec::new(),
+            seed: None,
+            first_id: 1001,
+        }
+    }
+}
+
+/// Failures to inject. Probabilities are 0..=1 and rolled per request (per input for
+/// `item_failure_rate`); `script` is consumed one upsert call at a time before any dice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Chance of answering a `/crm/…` request with `error_status` before doing anything.
+    pub error_rate: f64,
+    /// 500, 502, 503 (default), 504, 521, 522 or 523.
+    pub error_status: Option<u16>,
+    /// Chance of a 429 although the window has room.
+    pub rate_limit_rate: f64,
+    /// Added to every `/crm/…` request, in milliseconds.
+    pub delay_ms: u64,
+    /// Chance that a write is applied and then the connection is dropped without a response.
+    pub drop_rate: f64,
+    /// Chance, per input, that an upsert input fails with a VALIDATION_ERROR (→ 207).
+    pub item_failure_rate: f64,
+    /// Deterministic answers for the next upsert calls, in order.
+    pub script: Vec<ScriptStep>,
+    /// Reseed the dice when these faults are set, for reproducible runs.
+    pub seed: Option<u64>,
+}
+
+/// "The next `times` upsert calls answer `status`" (or apply the write and drop the connection).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptStep {
+    #[serde(default = "one")]
+    pub times: u32,
+    /// 200 = behave normally; anything else is answered with HubSpot's body for that status
+    /// and the write is not applied.
+    #[serde(default = "ok")]
+    pub status: u16,
+    /// Apply the write, then drop the connection (the status is ignored).
+    #[serde(default)]
+    pub drop: bool,
+    /// `Retry-After` seconds for a scripted 429/5xx.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn ok() -> u16 {
+    200
+}
+
+impl ScriptStep {
+    pub fn status(status: u16, times: u32) -> Self {
+        ScriptStep {
+            times,
+            status,
+            drop: false,
+            retry_after: None,
+        }
+    }
+
+    pub fn drop_after_write(times: u32) -> Self {
+        ScriptStep {
+            times,
+            status: 200,
+            drop: true,
+            retry_after: None,
+        }
+    }
+}
+
+impl Faults {
+    /// Probabilities outside 0..=1 are a caller's mistake, not a coin to flip.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, p) in [
+            ("error_rate", self.error_rate),
+            ("rate_limit_rate", self.rate_limit_rate),
+            ("drop_rate", self.drop_rate),
+            ("item_failure_rate", self.item_failure_rate),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("{name} must be between 0 and 1, got {p}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One stored contact.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Contact {
+    pub id: String,
+    pub properties: BTreeMap<String, String>,
+    pub created_at: jiff::Timestamp,
+    pub updated_at: jiff::Timestamp,
+    /// Creates and updates applied to this contact; 1 = created and never touched again.
+    pub writes: u32,
+}
+
+/// What the sandbox has seen, for assertions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SandboxStats {
+    /// Every `/crm/…` request, refused or not.
+    pub requests: u64,
+    pub upsert_calls: u64,
+    pub inputs_received: u64,
+    pub rate_limited: u64,
+    pub server_errors: u64,
+    pub unauthorized: u64,
+    pub drops: u64,
+    /// Inputs per upsert call, in arrival order.
+    pub batch_sizes: Vec<usize>,
+}
+
+/// The whole fake as an axum router, for embedding in another server.
+pub fn router(state: SandboxState) -> Router {
+    let contacts = Router::new()
+        .route("/", get(contacts::list))
+        .route("/batch/upsert", post(contacts::upsert))
+        .route("/batch/create", post(contacts::create))
+        .route("/batch/read", post(contacts::read))
+        .route("/{id}", get(contacts::get_one));
+    let api = Router::new()
+        .nest("/crm/v3/objects/contacts", contacts.clone())
+        .nest("/crm/objects/2026-03/contacts", contacts)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::gate,
+        ));
+    Router::new()
+        .merge(api)
+        .route("/__sandbox/contacts", get(inspect::contacts))
+        .route("/__sandbox/stats", get(inspect::stats))
+        .route(
+            "/__sandbox/faults",
+            get(inspect::get_faults).post(inspect::set_faults),
+        )
+        .with_state(state)
+}
+
+/// A running sandbox on a loopback port. Dropping it stops the server.
+#[derive(Debug)]
+pub struct HubspotSandbox {
+    addr: SocketAddr,
+    state: SandboxState,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl HubspotSandbox {
+    /// Bind `listen` (port 0 picks a free port) and serve on the current tokio runtime.
+    pub async fn start(listen: SocketAddr, options: SandboxOptions) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let state = SandboxState::new(options);
+        let app = router(state.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                // A dropped handle counts as a stop request too.
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "hubspot sandbox stopped with an error");
+            }
+        });
+        Ok(HubspotSandbox {
+            addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What to put in a connector's `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn state(&self) -> &SandboxState {
+        &self.state
+    }
+
+    pub fn contacts(&self) -> Vec<Contact> {
+        self.state.contacts()
+    }
+
+    pub fn contact_by_email(&self, email: &str) -> Option<Contact> {
+        self.state.contact_by_email(email)
+    }
+
+    pub fn stats(&self) -> SandboxStats {
+        self.state.stats()
+    }
+
+    pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
+        self.state.set_faults(faults)
+    }
+
+    /// Stop accepting, let in-flight requests finish, and wait for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}

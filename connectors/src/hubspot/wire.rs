@@ -1,0 +1,166 @@
+//! HubSpot's JSON bodies for the contacts batch endpoints, named after the OpenAPI schemas in
+//! `contacts.json`. The client and the sandbox share them so the two can't drift apart; decoding
+//! is lenient (HubSpot says to treat every error field as optional), encoding is exact.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `BatchInputSimplePublicObjectBatchInputUpsert`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpsertRequest {
+    pub inputs: Vec<UpsertInput>,
+}
+
+/// `SimplePublicObjectBatchInputUpsert`: `id` and `properties` are required.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpsertInput {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_property: Option<String>,
+    pub properties: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_write_trace_id: Option<String>,
+}
+
+/// Personal data stays out of Debug output: only the shape is shown.
+impl std::fmt::Debug for UpsertInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpsertInput")
+            .field("id_property", &self.id_property)
+            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .field("object_write_trace_id", &self.object_write_trace_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `BatchResponseSimplePublicUpsertObject` (200) and `…WithErrors` (207) in one type.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpsertResponse {
+    pub status: String,
+    #[serde(default)]
+    pub results: Vec<UpsertResult>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<StandardError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_errors: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub completed_at: String,
+}
+
+/// `SimplePublicUpsertObject`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpsertResult {
+    pub id: String,
+    #[serde(default)]
+    pub properties: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub updated_at: String,
+    #[serde(default)]
+    pub archived: bool,
+    /// Whether this call created the contact.
+    #[serde(default)]
+    pub new: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_write_trace_id: Option<String>,
+}
+
+/// `StandardError`: one failed input of a 207.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StandardError {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub context: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub errors: Vec<ErrorDetail>,
+    #[serde(default)]
+    pub links: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// `Error`: the body of a whole-call failure (4xx/5xx), and of 429s with their extra fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub correlation_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_category: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorDetail>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
+    /// Only on 429s: `RATE_LIMIT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    /// Only on 429s: `TEN_SECONDLY_ROLLING`, `SECONDLY` or `DAILY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+}
+
+/// `ErrorDetail`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, rename = "in", skip_serializing_if = "Option::is_none")]
+    pub in_: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(
+        default,
+        rename = "subCategory",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sub_category: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, Vec<String>>,
+}
+
+impl ErrorBody {
+    /// HubSpot's message followed by its per-field details, which usually name the culprit.
+    pub fn describe(&self) -> String {
+        let mut text = match &self.category {
+            Some(c) if !c.is_empty() => format!("{c}: {}", self.message),
+            _ => self.message.clone(),
+        };
+        let details: Vec<&str> = self
+            .errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .filter(|m| !m.is_empty() && !self.message.contains(m))
+            .collect();
+        if !details.is_empty() {
+            text.push_str(" (");
+            text.push_str(&details.join("; "));
+            text.push(')');
+        }
+        text
+    }
+}

@@ -1,0 +1,208 @@
+//! Checks that need the whole config: flows against the connectors they name, and daemon values
+//! that parse but make no sense (a zero limit, a backoff that shrinks).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use secrecy::ExposeSecret;
+use tandem_connectors::ConnectorKind;
+use toml::de::DeTable;
+
+use super::{DaemonConfig, FlowConfig, OnConflict, document::span_of, error::Reporter};
+use crate::mapping::FieldTemplates;
+
+/// Whether a connector can receive leads (is a CRM). Matched here instead of calling
+/// `lead_sink()`, which would build an HTTP client just to answer yes or no.
+fn is_crm(kind: &ConnectorKind) -> bool {
+    match kind {
+        ConnectorKind::Hubspot(_) => true,
+        ConnectorKind::Webhook(_) => false,
+    }
+}
+
+fn names_hint(names: &BTreeSet<String>, what: &str) -> Option<String> {
+    if names.is_empty() {
+        Some("no connectors are configured; add a [connectors.NAME] table".into())
+    } else {
+        let list: Vec<&str> = names.iter().map(String::as_str).collect();
+        Some(format!("{what}: {}", list.join(", ")))
+    }
+}
+
+/// `declared` holds every `[connectors.NAME]`, including ones that failed to parse, so a typo
+/// inside a connector doesn't also make every flow that names it "dangling".
+pub(crate) fn flows(
+    flows: &BTreeMap<String, FlowConfig>,
+    connectors: &BTreeMap<String, ConnectorKind>,
+    declared: &BTreeSet<String>,
+    root: &DeTable<'_>,
+    rep: &mut Reporter<'_>,
+) {
+    let sources: BTreeSet<String> = connectors
+        .iter()
+        .filter(|(_, k)| k.webhook().is_some())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let crms: BTreeSet<String> = connectors
+        .iter()
+        .filter(|(_, k)| is_crm(k))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for (name, flow) in flows {
+        let key = |rest: &str| format!("flows.{name}.{rest}");
+        let span = |path: &[&str]| {
+            let mut full = vec!["flows", name.as_str()];
+            full.extend_from_slice(path);
+            span_of(root, &full)
+        };
+        if flow.from.is_empty() {
+            rep.push(
+                span(&["from"]),
+                key("from"),
+                "a flow needs at least one source",
+                names_hint(&sources, "lead sources").map(|h| format!("from = [\"NAME\"]; {h}")),
+            );
+        }
+        for (i, src) in flow.from.iter().enumerate() {
+            let idx = i.to_string();
+            // `from = "x"` is a single string: its span is the whole value.
+            let at = span(&["from", &idx]).or_else(|| span(&["from"]));
+            if !declared.contains(src) {
+                rep.push(
+                    at,
+                    key("from"),
+                    format!("no connector named {src:?}"),
+                    names_hint(declared, "configured connectors"),
+                );
+            } else if let Some(kind) = connectors.get(src)
+                && kind.webhook().is_none()
+            {
+                rep.push(
+                    at,
+                    key("from"),
+                    format!(
+                        "connector {src:?} (kind {}) cannot be a lead source",
+                        kind.kind_name()
+                    ),
+                    names_hint(&sources, "lead sources"),
+                );
+            }
+        }
+        let to_kind = connectors.get(&flow.to);
+        if !declared.contains(&flow.to) {
+            rep.push(
+                span(&["to"]),
+                key("to"),
+                format!("no connector named {:?}", flow.to),
+                names_hint(declared, "configured connectors"),
+            );
+        } else if let Some(kind) = to_kind
+            && !is_crm(kind)
+        {
+            rep.push(
+                span(&["to"]),
+                key("to"),
+                format!(
+                    "connector {:?} (kind {}) is not a CRM and cannot receive leads",
+                    flow.to,
+                    kind.kind_name()
+                ),
+                names_hint(&crms, "CRM connectors"),
+            );
+        }
+        if flow.fields.is_empty() {
+            rep.push(
+                span(&["fields"]).or_else(|| span(&[])),
+                key("fields"),
+                "a flow needs field mappings; the CRM needs at least an email or id",
+                Some(format!(
+                    "add [flows.{name}.fields] with e.g. email = \"{{{{ lead.email }}}}\""
+                )),
+            );
+        }
+        for (field, mapping) in &flow.fields {
+            if mapping.on_conflict() != OnConflict::Overwrite {
+                let kind = to_kind.map_or("this destination", |k| k.kind_name());
+                rep.push(
+                    span(&["fields", field, "on_conflict"]),
+                    key(&format!("fields.{field}.on_conflict")),
+                    format!(
+                        "on_conflict other than \"overwrite\" is not supported yet for kind {kind}"
+                    ),
+                    Some(
+                        "remove on_conflict (overwrite is the default) until a release supports it"
+                            .into(),
+                    ),
+                );
+            }
+        }
+        if let Err(broken) = FieldTemplates::from_flow(&flow.fields) {
+            for (field, message) in broken {
+                rep.push(
+                    span(&["fields", &field, "value"]).or_else(|| span(&["fields", &field])),
+                    key(&format!("fields.{field}")),
+                    format!("template does not compile: {message}"),
+                    None,
+                );
+            }
+        }
+    }
+}
+
+pub(crate) fn daemon(d: &DaemonConfig, root: &DeTable<'_>, rep: &mut Reporter<'_>) {
+    let mut check = |ok: bool, path: &[&str], message: &str| {
+        if !ok {
+            let mut full = vec!["daemon"];
+            full.extend_from_slice(path);
+            rep.push(span_of(root, &full), full.join("."), message, None);
+        }
+    };
+    if let Some(t) = &d.admin_token {
+        check(
+            !t.expose_secret().trim().is_empty(),
+            &["admin_token"],
+            "admin_token is empty; remove the key to disable the admin API",
+        );
+    }
+    let l = &d.limits;
+    check(
+        l.max_body_bytes > 0,
+        &["limits", "max_body_bytes"],
+        "must be at least 1 byte",
+    );
+    check(
+        l.max_pending_writes > 0,
+        &["limits", "max_pending_writes"],
+        "must be at least 1",
+    );
+    check(
+        !l.request_timeout.0.is_zero(),
+        &["limits", "request_timeout"],
+        "must be longer than 0",
+    );
+    let dl = &d.delivery;
+    check(
+        dl.max_attempts > 0,
+        &["delivery", "max_attempts"],
+        "must be at least 1",
+    );
+    check(
+        dl.concurrency > 0,
+        &["delivery", "concurrency"],
+        "must be at least 1",
+    );
+    check(
+        !dl.lease.0.is_zero(),
+        &["delivery", "lease"],
+        "must be longer than 0",
+    );
+    check(
+        !dl.backoff_base.0.is_zero(),
+        &["delivery", "backoff_base"],
+        "must be longer than 0",
+    );
+    check(
+        dl.backoff_base.0 <= dl.backoff_max.0,
+        &["delivery", "backoff_max"],
+        "must not be shorter than backoff_base",
+    );
+}

@@ -1,0 +1,96 @@
+//! Everything built from one validated [`Config`]: compiled templates, connector clients and the
+//! routes from sources to destinations. A reload builds a new `Runtime` and swaps it in whole, so
+//! a request never sees half of an old config and half of a new one.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use anyhow::Context;
+use serde_json::json;
+use tandem_connectors::{Lead, LeadSink, RateLimit, webhook::WebhookConfig};
+
+use crate::{
+    config::Config,
+    mapping::{FieldTemplates, RenderError},
+    store::LeadDelivery,
+};
+
+/// A connector that takes form posts on `/hooks/NAME`.
+pub struct Source {
+    pub webhook: WebhookConfig,
+    pub templates: FieldTemplates,
+    /// Flows that start at this source.
+    pub flows: Vec<Arc<Flow>>,
+}
+
+/// A compiled `[flows.NAME]`.
+pub struct Flow {
+    pub name: String,
+    pub from: Vec<String>,
+    pub to: String,
+    pub templates: FieldTemplates,
+}
+
+pub struct Runtime {
+    pub config: Config,
+    pub sources: BTreeMap<String, Source>,
+    pub flows: BTreeMap<String, Arc<Flow>>,
+    /// CRM connectors that some flow delivers to, with their effective rate limit.
+    pub sinks: BTreeMap<String, (Arc<dyn LeadSink>, RateLimit)>,
+}
+
+impl Runtime {
+    /// Builds clients and compiles templates. The config was validated on load, so a failure here
+    /// is an environment problem (e.g. the TLS stack), reported with the connector's name.
+    pub fn build(config: Config) -> anyhow::Result<Runtime> {
+        let mut flows = BTreeMap::new();
+        for (name, f) in &config.flows {
+            let templates = FieldTemplates::from_flow(&f.fields).map_err(|errs| {
+                anyhow::anyhow!("flow {name}: templates do not compile: {}", describe(&errs))
+            })?;
+            flows.insert(
+                name.clone(),
+                Arc::new(Flow { name: name.clone(), from: f.from.clone(), to: f.to.clone(), templates }),
+            );
+        }
+        let mut sources = BTreeMap::new();
+        let mut sinks = BTreeMap::new();
+        for (name, kind) in &config.connectors {
+            if let Some(webhook) = kind.webhook() {
+                let templates = FieldTemplates::compile(&webhook.fields).map_err(|errs| {
+                    anyhow::anyhow!("connector {name}: templates do not compile: {}", describe(&errs))
+                })?;
+                let flows = flows.values().filter(|f| f.from.iter().any(|s| s == name)).cloned().collect();
+                sources.insert(name.clone(), Source { webhook: webhook.clone(), templates, flows });
+            }
+            let is_destination = flows.values().any(|f| &f.to == name);
+            if is_destination {
+                if let Some(sink) = kind.lead_sink().with_context(|| format!("connector {name}"))? {
+                    let limit = sink.default_rate_limit();
+                    sinks.insert(name.clone(), (sink, limit));
+                }
+            }
+        }
+        Ok(Runtime { config, sources, flows, sinks })
+    }
+
+    /// The deliveries one lead causes: one per flow from its source, with the flow's fields
+    /// rendered against the lead now, so the outbox row is complete on its own.
+    pub fn deliveries_for(&self, source: &Source, lead_id: &str, lead: &Lead) -> Result<Vec<LeadDelivery>, RenderError> {
+        let ctx = json!({ "lead": lead, "lead_id": lead_id });
+        source.flows.iter().map(|flow| render_delivery(flow, &ctx)).collect()
+    }
+}
+
+/// Renders one flow for one lead (also used by replay).
+pub fn render_delivery(flow: &Flow, ctx: &serde_json::Value) -> Result<LeadDelivery, RenderError> {
+    let properties = flow.templates.render(ctx)?;
+    Ok(LeadDelivery {
+        flow: flow.name.clone(),
+        destination: flow.to.clone(),
+        payload: serde_json::to_string(&properties).unwrap_or_else(|_| "{}".into()),
+    })
+}
+
+fn describe(errs: &[(String, String)]) -> String {
+    errs.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; ")
+}

@@ -1,0 +1,191 @@
+//! The admin API (`/api/…`), used by `tandem status`, `dlq` and `replay` while the daemon runs, so
+//! the state file is only ever written by the daemon itself. Every call needs
+//! `Authorization: Bearer <daemon.admin_token>`, compared in constant time; without a configured
+//! token the API is off.
+
+use axum::{
+    Json,
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::{AppState, reply};
+use crate::{
+    daemon::runtime::render_delivery,
+    store::{NewDelivery, sqlite::now_ms},
+};
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let rt = state.runtime();
+    let Some(token) = rt.config.daemon.admin_token.as_ref() else {
+        return Err(reply::error(StatusCode::NOT_FOUND, "admin_disabled", "the admin API is off: set daemon.admin_token"));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let expected = token.expose_secret().as_bytes();
+    if bool::from(given.as_bytes().ct_eq(expected)) && !expected.is_empty() {
+        Ok(())
+    } else {
+        let mut r = reply::error(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required");
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        Err(r)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    reply::error(StatusCode::SERVICE_UNAVAILABLE, "store_error", e.to_string())
+}
+
+pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let store = &state.0.store;
+    match (store.status().await, store.paused().await) {
+        (Ok(destinations), Ok(paused)) => Json(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "accepting": state.accepting(),
+            "destinations": destinations,
+            "paused": paused.into_iter().map(|(c, r)| json!({"connector": c, "reason": r})).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        (Err(e), _) | (_, Err(e)) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DlqQuery {
+    destination: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn dead_letters(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<DlqQuery>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    match state.0.store.dead_letters(q.destination, q.limit.unwrap_or(100).min(10_000)).await {
+        Ok(list) => Json(json!({ "dead_letters": list })).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// `{"ids": [1, 2]}` or `{"all": true}`: refusing an empty body keeps "retry everything" deliberate.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    ids: Option<Vec<i64>>,
+    #[serde(default)]
+    all: bool,
+}
+
+impl Selection {
+    fn ids(self) -> Result<Option<Vec<i64>>, Response> {
+        match (self.ids, self.all) {
+            (Some(ids), false) => Ok(Some(ids)),
+            (None, true) => Ok(None),
+            _ => Err(reply::error(StatusCode::BAD_REQUEST, "bad_selection", "send either {\"ids\": [...]} or {\"all\": true}")),
+        }
+    }
+}
+
+pub async fn retry(State(state): State<AppState>, headers: HeaderMap, Json(sel): Json<Selection>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let ids = match sel.ids() {
+        Ok(ids) => ids,
+        Err(r) => return r,
+    };
+    match state.0.store.retry_dead(ids).await {
+        Ok(n) => {
+            for d in state.runtime().sinks.keys() {
+                state.0.wakers.wake(d);
+            }
+            Json(json!({ "retried": n })).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn drop(State(state): State<AppState>, headers: HeaderMap, Json(sel): Json<Selection>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let ids = match sel.ids() {
+        Ok(ids) => ids,
+        Err(r) => return r,
+    };
+    match state.0.store.drop_dead(ids).await {
+        Ok(n) => Json(json!({ "dropped": n })).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    flow: String,
+    /// RFC 3339 instant, or a duration back from now ("24h", "7d").
+    since: String,
+}
+
+/// Re-sends every lead a flow's sources received since a point in time, mapped with the flow's
+/// current fields. Upserts are idempotent, so a replay updates; it never duplicates a contact.
+pub async fn replay(State(state): State<AppState>, headers: HeaderMap, Json(req): Json<ReplayRequest>) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let rt = state.runtime();
+    let Some(flow) = rt.flows.get(&req.flow).cloned() else {
+        let known = rt.flows.keys().cloned().collect::<Vec<_>>().join(", ");
+        return reply::error(StatusCode::NOT_FOUND, "unknown_flow", format!("no flow named {:?}; flows: {known}", req.flow));
+    };
+    let since_ms = match parse_since(&req.since) {
+        Ok(ms) => ms,
+        Err(m) => return reply::error(StatusCode::BAD_REQUEST, "bad_since", m),
+    };
+    let leads = match state.0.store.leads_since(flow.from.clone(), since_ms).await {
+        Ok(l) => l,
+        Err(e) => return internal(e),
+    };
+    let mut deliveries = Vec::with_capacity(leads.len());
+    let mut failed = 0usize;
+    for l in leads {
+        let lead: serde_json::Value = serde_json::from_str(&l.lead_json).unwrap_or_default();
+        match render_delivery(&flow, &json!({ "lead": lead, "lead_id": l.id })) {
+            Ok(d) => deliveries.push(NewDelivery {
+                lead_id: l.id,
+                person_id: l.person_id,
+                flow: d.flow,
+                destination: d.destination,
+                payload: d.payload,
+            }),
+            Err(_) => failed += 1,
+        }
+    }
+    match state.0.store.enqueue(deliveries).await {
+        Ok(n) => {
+            state.0.wakers.wake(&flow.to);
+            Json(json!({ "enqueued": n, "unmappable": failed })).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+pub fn parse_since(s: &str) -> Result<i64, String> {
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_millisecond());
+    }
+    match s.parse::<tandem_connectors::units::HumanDuration>() {
+        Ok(d) => Ok(now_ms() - d.0.as_millis() as i64),
+        Err(_) => Err(format!("{s:?} is neither an RFC 3339 time (2026-11-01T00:00:00Z) nor a duration (24h, 7d)")),
+    }
+}

@@ -1,0 +1,86 @@
+//! Durable state behind one trait: leads (immutable, raw payload kept), people and the remote ids
+//! each connector gave them, the outbox of deliveries, dead letters, cursors and idempotency keys.
+//!
+//! The trait speaks in whole operations (ingest a lead with its deliveries; claim a batch; settle
+//! results) so that each is one transaction, and every claim is one statement with a lease, so a
+//! PostgreSQL engine can implement it without changing callers. [`sqlite`] is the embedded default.
+
+pub mod sqlite;
+mod types;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use types::*;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Too many writes are already waiting for the writer: shed load (HTTP 503) and retry later.
+    #[error("the store's write queue is full")]
+    Busy,
+    /// The writer is gone (shutting down, or crashed) or the database can't be written.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("this store was opened read-only")]
+    ReadOnly,
+}
+
+/// Everything the daemon needs to remember, as whole operations.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a lead, resolves its person and enqueues its deliveries, in one transaction that is
+    /// durable (fsync'd) when this returns. A known idempotency key returns the first lead instead.
+    async fn ingest(&self, lead: NewLead) -> Result<Ingested, StoreError>;
+
+    /// Claims up to `limit` due deliveries for `destination` under a lease held by `owner`: at most
+    /// one per person, and only each person's oldest unfinished delivery (so order is kept). Rows
+    /// whose lease expired (a crashed worker) are due again.
+    async fn claim(&self, destination: &str, owner: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Records what happened to claimed deliveries, all in one transaction.
+    async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), StoreError>;
+
+    /// Hands every delivery leased by `owner` back to the queue without spending an attempt
+    /// (shutdown, or a connector that just paused).
+    async fn release_owner(&self, owner: &str) -> Result<usize, StoreError>;
+
+    /// Hands back every leased delivery: at startup, when this process holds the state lock, no
+    /// other worker can still be running, so there is no reason to wait for leases to expire.
+    async fn release_all_leases(&self) -> Result<usize, StoreError>;
+
+    /// Adds deliveries for already stored leads (replay).
+    async fn enqueue(&self, deliveries: Vec<NewDelivery>) -> Result<usize, StoreError>;
+
+    /// Leads from `sources` received at or after `since_ms`, oldest first (replay).
+    async fn leads_since(&self, sources: Vec<String>, since_ms: i64) -> Result<Vec<StoredLead>, StoreError>;
+
+    /// Queue figures per destination.
+    async fn status(&self) -> Result<Vec<DestinationStatus>, StoreError>;
+
+    /// Dead letters, newest first, optionally for one destination.
+    async fn dead_letters(&self, destination: Option<String>, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Puts dead letters back in the queue with a fresh attempt budget. `None` = all.
+    async fn retry_dead(&self, ids: Option<Vec<i64>>) -> Result<usize, StoreError>;
+
+    /// Deletes dead letters for good. `None` = all.
+    async fn drop_dead(&self, ids: Option<Vec<i64>>) -> Result<usize, StoreError>;
+
+    /// The id `connector` gave this person, if any delivery there succeeded.
+    async fn remote_id(&self, person_id: i64, connector: &str) -> Result<Option<String>, StoreError>;
+
+    /// Records (or clears, with `None`) why a connector is paused, so `status` can say so.
+    async fn set_paused(&self, connector: &str, reason: Option<String>) -> Result<(), StoreError>;
+
+    /// Paused connectors and why.
+    async fn paused(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// A no-op write through the writer: proves the store is writable right now (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

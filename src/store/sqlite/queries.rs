@@ -1,0 +1,314 @@
+//! Every SQL statement the SQLite engine runs, as plain functions over a connection. The writer
+//! thread calls the mutating ones inside its group transaction; readers and the read-only CLI call
+//! the rest. Each is exercised by the tests in `tests.rs` beside this file.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::store::{
+    Claimed, DeadLetter, DestinationStatus, Ingested, NewDelivery, NewLead, PersonKey, Settlement, StoreError,
+    StoredLead,
+};
+
+pub(super) fn ingest(conn: &Connection, lead: &NewLead, now: i64) -> Result<Ingested, StoreError> {
+    if let Some(key) = &lead.idempotency_key {
+        let existing: Option<String> = conn
+            .query_row(
+                "SELECT lead_id FROM idempotency_keys WHERE source = ?1 AND key = ?2",
+                params![lead.source, key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(lead_id) = existing {
+            return Ok(Ingested { lead_id, duplicate: true });
+        }
+    }
+    let person_id = resolve_person(conn, &lead.person, now)?;
+    conn.execute(
+        "INSERT INTO leads (id, source, person_id, received_at, lead_json, raw_body, content_type)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![lead.id, lead.source, person_id, lead.received_at_ms, lead.lead_json, lead.raw_body, lead.content_type],
+    )?;
+    if let Some(key) = &lead.idempotency_key {
+        conn.execute(
+            "INSERT INTO idempotency_keys (source, key, lead_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![lead.source, key, lead.id, now],
+        )?;
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO outbox (lead_id, person_id, flow, destination, payload, state, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
+    )?;
+    for d in &lead.deliveries {
+        insert.execute(params![lead.id, person_id, d.flow, d.destination, d.payload, now])?;
+    }
+    Ok(Ingested { lead_id: lead.id.clone(), duplicate: false })
+}
+
+/// Finds the person by their strongest identifier (email, else phone, else the source's id), or
+/// creates them. A phone seen with an email is remembered when no other person owns it; joining
+/// two existing people is identity resolution's job, not this statement's.
+fn resolve_person(conn: &Connection, key: &PersonKey, now: i64) -> Result<i64, StoreError> {
+    let (column, value) = match (&key.email, &key.phone, &key.source_key) {
+        (Some(e), _, _) => ("email", e),
+        (None, Some(p), _) => ("phone", p),
+        (None, None, Some(s)) => ("source_key", s),
+        (None, None, None) => return Err(StoreError::Corrupt("a lead needs an email, a phone or a source id".into())),
+    };
+    let found: Option<i64> = conn
+        .query_row(&format!("SELECT id FROM people WHERE {column} = ?1"), [value], |r| r.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => {
+            conn.execute("UPDATE people SET updated_at = ?2 WHERE id = ?1", params![id, now])?;
+            id
+        }
+        None => {
+            conn.execute(
+                &format!("INSERT INTO people ({column}, created_at, updated_at) VALUES (?1, ?2, ?2)"),
+                params![value, now],
+            )?;
+            conn.last_insert_rowid()
+        }
+    };
+    if let (Some(_), Some(phone)) = (&key.email, &key.phone) {
+        conn.execute(
+            "UPDATE people SET phone = ?2 WHERE id = ?1 AND phone IS NULL
+               AND NOT EXISTS (SELECT 1 FROM people WHERE phone = ?2)",
+            params![id, phone],
+        )?;
+    }
+    Ok(id)
+}
+
+/// One statement: lease each person's oldest unfinished delivery that is due (or whose lease ran
+/// out), oldest due first. A leased row blocks its person's later rows, so a batch never holds two
+/// rows of one person and per-person order holds across workers.
+pub(super) fn claim(
+    conn: &Connection,
+    destination: &str,
+    owner: &str,
+    limit: usize,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Vec<Claimed>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE outbox
+            SET state = 'inflight', lease_owner = ?2, lease_until = ?3, next_attempt_at = ?3,
+                attempts = attempts + 1
+          WHERE id IN (
+                SELECT o.id FROM outbox o
+                 WHERE o.destination = ?1
+                   AND o.state IN ('pending', 'inflight')
+                   AND o.next_attempt_at <= ?4
+                   AND NOT EXISTS (
+                        SELECT 1 FROM outbox e
+                         WHERE e.destination = o.destination AND e.person_id = o.person_id
+                           AND e.state IN ('pending', 'inflight') AND e.id < o.id)
+                 ORDER BY o.next_attempt_at, o.id
+                 LIMIT ?5)
+        RETURNING id, lead_id, person_id, flow, destination, payload, attempts, created_at",
+    )?;
+    let mut rows = stmt
+        .query_map(params![destination, owner, now + lease_ms, now, limit as i64], |r| {
+            Ok(Claimed {
+                id: r.get(0)?,
+                lead_id: r.get(1)?,
+                person_id: r.get(2)?,
+                flow: r.get(3)?,
+                destination: r.get(4)?,
+                payload: r.get(5)?,
+                attempts: r.get(6)?,
+                created_at_ms: r.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.sort_by_key(|c| c.id);
+    Ok(rows)
+}
+
+pub(super) fn settle(conn: &Connection, settlements: &[Settlement], now: i64) -> Result<(), StoreError> {
+    for s in settlements {
+        match s {
+            Settlement::Done { id, remote_id } => {
+                conn.prepare_cached(
+                    "UPDATE outbox SET state = 'done', remote_id = ?2, finished_at = ?3, lease_owner = NULL,
+                            lease_until = NULL, last_error = NULL
+                      WHERE id = ?1 AND state IN ('pending', 'inflight')",
+                )?
+                .execute(params![id, remote_id, now])?;
+                if let Some(remote_id) = remote_id {
+                    conn.prepare_cached(
+                        "INSERT INTO person_remote_ids (person_id, connector, remote_id, updated_at)
+                         SELECT person_id, destination, ?2, ?3 FROM outbox WHERE id = ?1
+                         ON CONFLICT (person_id, connector) DO UPDATE
+                            SET remote_id = excluded.remote_id, updated_at = excluded.updated_at",
+                    )?
+                    .execute(params![id, remote_id, now])?;
+                }
+            }
+            Settlement::Retry { id, at_ms, error, refund } => {
+                conn.prepare_cached(
+                    "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, last_error = ?3,
+                            attempts = max(0, attempts - ?4), lease_owner = NULL, lease_until = NULL
+                      WHERE id = ?1 AND state IN ('pending', 'inflight')",
+                )?
+                .execute(params![id, at_ms, error, *refund as i64])?;
+            }
+            Settlement::Dead { id, error } => {
+                conn.prepare_cached(
+                    "UPDATE outbox SET state = 'dead', last_error = ?2, finished_at = ?3, lease_owner = NULL,
+                            lease_until = NULL
+                      WHERE id = ?1 AND state IN ('pending', 'inflight')",
+                )?
+                .execute(params![id, error, now])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Returns leased rows to the queue. `refund` gives the attempt back: right for a graceful
+/// release (the vendor never saw the row), wrong after a crash (it may have).
+pub(super) fn release(conn: &Connection, owner: Option<&str>, refund: bool, now: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
+                attempts = max(0, attempts - ?3)
+          WHERE state = 'inflight' AND (?1 IS NULL OR lease_owner = ?1)",
+        params![owner, now, refund as i64],
+    )?)
+}
+
+pub(super) fn enqueue(conn: &Connection, deliveries: &[NewDelivery], now: i64) -> Result<usize, StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO outbox (lead_id, person_id, flow, destination, payload, state, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
+    )?;
+    for d in deliveries {
+        insert.execute(params![d.lead_id, d.person_id, d.flow, d.destination, d.payload, now])?;
+    }
+    Ok(deliveries.len())
+}
+
+pub(super) fn leads_since(conn: &Connection, sources: &[String], since_ms: i64) -> Result<Vec<StoredLead>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, source, person_id, received_at, lead_json FROM leads
+          WHERE source = ?1 AND received_at >= ?2 ORDER BY received_at, id",
+    )?;
+    let mut out = Vec::new();
+    for source in sources {
+        let rows = stmt.query_map(params![source, since_ms], |r| {
+            Ok(StoredLead {
+                id: r.get(0)?,
+                source: r.get(1)?,
+                person_id: r.get(2)?,
+                received_at_ms: r.get(3)?,
+                lead_json: r.get(4)?,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    out.sort_by(|a, b| (a.received_at_ms, &a.id).cmp(&(b.received_at_ms, &b.id)));
+    Ok(out)
+}
+
+pub(super) fn status(conn: &Connection, now: i64) -> Result<Vec<DestinationStatus>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT destination, flow,
+                sum(state = 'pending'), sum(state = 'inflight'), sum(state = 'done'), sum(state = 'dead'),
+                min(CASE WHEN state IN ('pending', 'inflight') THEN created_at END),
+                (SELECT last_error FROM outbox l
+                  WHERE l.destination = o.destination AND l.flow = o.flow AND l.last_error IS NOT NULL
+                  ORDER BY l.id DESC LIMIT 1)
+           FROM outbox o GROUP BY destination, flow ORDER BY destination, flow",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(DestinationStatus {
+            destination: r.get(0)?,
+            flow: r.get(1)?,
+            pending: r.get::<_, i64>(2)? as u64,
+            in_flight: r.get::<_, i64>(3)? as u64,
+            done: r.get::<_, i64>(4)? as u64,
+            dead: r.get::<_, i64>(5)? as u64,
+            oldest_pending_age_ms: r.get::<_, Option<i64>>(6)?.map(|t| (now - t).max(0)),
+            last_error: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn dead_letters(
+    conn: &Connection,
+    destination: Option<&str>,
+    limit: usize,
+) -> Result<Vec<DeadLetter>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, lead_id, flow, destination, attempts, coalesce(last_error, ''), created_at, finished_at
+           FROM outbox WHERE state = 'dead' AND (?1 IS NULL OR destination = ?1)
+          ORDER BY finished_at DESC, id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![destination, limit as i64], |r| {
+        Ok(DeadLetter {
+            id: r.get(0)?,
+            lead_id: r.get(1)?,
+            flow: r.get(2)?,
+            destination: r.get(3)?,
+            attempts: r.get(4)?,
+            error: r.get(5)?,
+            created_at_ms: r.get(6)?,
+            dead_at_ms: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A retried dead letter gets a fresh attempt and age budget: it is due now, as if new.
+pub(super) fn retry_dead(conn: &Connection, ids: Option<&[i64]>, now: i64) -> Result<usize, StoreError> {
+    let sql = "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2, created_at = ?2,
+                      finished_at = NULL
+                WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)";
+    for_ids(conn, sql, ids, now)
+}
+
+pub(super) fn drop_dead(conn: &Connection, ids: Option<&[i64]>) -> Result<usize, StoreError> {
+    for_ids(conn, "DELETE FROM outbox WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)", ids, 0)
+}
+
+fn for_ids(conn: &Connection, sql: &str, ids: Option<&[i64]>, now: i64) -> Result<usize, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let takes_now = stmt.parameter_count() == 2;
+    let mut run = |id: Option<i64>| -> Result<usize, StoreError> {
+        Ok(if takes_now { stmt.execute(params![id, now])? } else { stmt.execute(params![id])? })
+    };
+    match ids {
+        None => run(None),
+        Some(ids) => ids.iter().try_fold(0, |n, id| Ok(n + run(Some(*id))?)),
+    }
+}
+
+pub(super) fn remote_id(conn: &Connection, person_id: i64, connector: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT remote_id FROM person_remote_ids WHERE person_id = ?1 AND connector = ?2",
+            params![person_id, connector],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub(super) fn set_paused(conn: &Connection, connector: &str, reason: Option<&str>, now: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO connector_state (connector, paused, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (connector) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
+        params![connector, reason, now],
+    )?;
+    Ok(())
+}
+
+pub(super) fn paused(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT connector, paused FROM connector_state WHERE paused IS NOT NULL ORDER BY connector")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,119 @@
+//! The records that cross the [`Store`](super::Store) trait.
+
+use serde::Serialize;
+
+/// How a person is recognised: normalised email, else E.164 phone, else the source's own id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonKey {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// `connector:id` when the lead has neither email nor phone.
+    pub source_key: Option<String>,
+}
+
+/// A lead to store, with the deliveries it causes.
+#[derive(Debug, Clone)]
+pub struct NewLead {
+    pub id: String,
+    pub source: String,
+    pub received_at_ms: i64,
+    /// The canonical lead as JSON.
+    pub lead_json: String,
+    /// The body exactly as received.
+    pub raw_body: Vec<u8>,
+    pub content_type: Option<String>,
+    pub person: PersonKey,
+    /// `Idempotency-Key` header or the platform's event id, scoped to `source`.
+    pub idempotency_key: Option<String>,
+    /// Deliveries to enqueue (person id is filled in by the store).
+    pub deliveries: Vec<LeadDelivery>,
+}
+
+/// One delivery of a new lead, before it has a person id.
+#[derive(Debug, Clone)]
+pub struct LeadDelivery {
+    pub flow: String,
+    pub destination: String,
+    /// The rendered properties, as JSON.
+    pub payload: String,
+}
+
+/// A delivery for an already stored lead (replay).
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub lead_id: String,
+    pub person_id: i64,
+    pub flow: String,
+    pub destination: String,
+    pub payload: String,
+}
+
+/// The answer to an ingest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ingested {
+    pub lead_id: String,
+    pub duplicate: bool,
+}
+
+/// A stored lead, as replay reads it back.
+#[derive(Debug, Clone)]
+pub struct StoredLead {
+    pub id: String,
+    pub source: String,
+    pub person_id: i64,
+    pub received_at_ms: i64,
+    pub lead_json: String,
+}
+
+/// A delivery a worker holds under lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: i64,
+    pub lead_id: String,
+    pub person_id: i64,
+    pub flow: String,
+    pub destination: String,
+    pub payload: String,
+    /// Attempts including this one.
+    pub attempts: u32,
+    pub created_at_ms: i64,
+}
+
+/// What became of one claimed delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    /// The destination confirmed it; remember the id it gave the person.
+    Done { id: i64, remote_id: Option<String> },
+    /// Try again at `at_ms`. `refund` gives the attempt back (throttling and auth pauses are not
+    /// the record's fault and must not burn its retry budget).
+    Retry { id: i64, at_ms: i64, error: String, refund: bool },
+    /// Give up: the destination refused it for good, or the retry budget is spent.
+    Dead { id: i64, error: String },
+}
+
+/// Queue figures for one destination.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DestinationStatus {
+    pub destination: String,
+    pub flow: String,
+    pub pending: u64,
+    pub in_flight: u64,
+    pub done: u64,
+    pub dead: u64,
+    /// Age in ms of the oldest unfinished delivery.
+    pub oldest_pending_age_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// A delivery that was given up on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub lead_id: String,
+    pub flow: String,
+    pub destination: String,
+    pub attempts: u32,
+    pub error: String,
+    pub created_at_ms: i64,
+    pub dead_at_ms: i64,
+}
