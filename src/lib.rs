@@ -17,3 +17,4 @@ pub mod identity;
 pub mod engine;
 pub mod intake;
 pub mod daemon;
+pub mod cli;

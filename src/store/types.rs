@@ -1,6 +1,6 @@
 //! The records that cross the [`Store`](super::Store) trait.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a person is recognised: normalised email, else E.164 phone, else the source's own id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,7 +92,7 @@ pub enum Settlement {
 }
 
 /// Queue figures for one destination.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DestinationStatus {
     pub destination: String,
     pub flow: String,
@@ -106,7 +106,7 @@ pub struct DestinationStatus {
 }
 
 /// A delivery that was given up on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub id: i64,
     pub lead_id: String,

@@ -1,0 +1,120 @@
+//! The command line. `run` is the daemon; `check` validates a config; `status`, `dlq` and
+//! `replay` talk to the running daemon's admin API (read-only commands fall back to opening the
+//! state file read-only when the daemon is down); `demo` runs the whole path against the built-in
+//! sandboxes.
+
+mod admin_client;
+#[cfg(feature = "sandbox")]
+mod demo;
+mod ops;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about = "Self-hosted marketing <-> sales sync daemon")]
+pub struct Cli {
+    /// Config file [default: $TANDEM_CONFIG, else /etc/tandem/tandem.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (systemd: Type=notify).
+    Run,
+    /// Validate the config and report every problem with file, line, key and a hint.
+    Check,
+    /// Queue figures per flow and destination, paused connectors, last errors.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dead letters: deliveries that were given up on.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Send a flow's leads received since a time again (idempotent upserts: no duplicates).
+    Replay {
+        #[arg(long)]
+        flow: String,
+        /// RFC 3339 time (2026-11-01T00:00:00Z) or a duration back from now (24h, 7d).
+        #[arg(long)]
+        since: String,
+    },
+    /// Start the daemon against the built-in HubSpot sandbox, post sample leads over HTTP and
+    /// show them arrive.
+    #[cfg(feature = "sandbox")]
+    Demo {
+        /// Exit once every lead has arrived (otherwise keep serving until Ctrl-C).
+        #[arg(long)]
+        once: bool,
+        /// How many sample leads to post.
+        #[arg(long, default_value_t = 24)]
+        leads: usize,
+        /// Address for the demo daemon's HTTP server.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters, newest first.
+    List {
+        #[arg(long)]
+        destination: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back in the queue with a fresh retry budget.
+    Retry(Selection),
+    /// Delete dead letters for good.
+    Drop(Selection),
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Selection {
+    /// Dead-letter ids (from `dlq list`).
+    pub ids: Vec<i64>,
+    /// Every dead letter.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Runs a parsed command; the process exit code is the returned value.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let path = Config::resolve_path(cli.config.clone());
+    match cli.command {
+        Command::Run => crate::daemon::run(&path).await.map(|()| 0),
+        Command::Check => {
+            let result = Config::load(&path);
+            let report = crate::config::check_report(&result);
+            if result.is_ok() {
+                println!("{report}");
+                Ok(0)
+            } else {
+                eprintln!("{report}");
+                Ok(1)
+            }
+        }
+        Command::Status { json } => ops::status(&load(&path)?, json).await,
+        Command::Dlq { command } => ops::dlq(&load(&path)?, command).await,
+        Command::Replay { flow, since } => ops::replay(&load(&path)?, &flow, &since).await,
+        #[cfg(feature = "sandbox")]
+        Command::Demo { once, leads, listen } => demo::run(once, leads, &listen).await,
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}

@@ -1,0 +1,134 @@
+//! `status`, `dlq` and `replay`: through the running daemon's admin API; `status` and `dlq list`
+//! fall back to reading the state file read-only when the daemon is down.
+
+use serde_json::{Value, json};
+
+use super::{
+    DlqCommand, Selection,
+    admin_client::{AdminClient, AdminError},
+};
+use crate::{
+    config::{Config, StateLocation},
+    store::{DeadLetter, DestinationStatus, Store, sqlite::SqliteStore},
+};
+
+fn offline_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    let StateLocation::Sqlite(path) = &config.daemon.state;
+    Ok(SqliteStore::open_read_only(path)?)
+}
+
+pub async fn status(config: &Config, as_json: bool) -> anyhow::Result<i32> {
+    let client = AdminClient::new(config)?;
+    let (value, source) = match client.get("/api/status").await {
+        Ok(v) => (v, "daemon"),
+        Err(AdminError::NotRunning(at)) => {
+            let store = offline_store(config)?;
+            let destinations = store.status().await?;
+            let paused = store.paused().await?;
+            eprintln!("(the daemon is not running at {at}; read from the state file)");
+            let paused: Vec<Value> = paused.into_iter().map(|(c, r)| json!({"connector": c, "reason": r})).collect();
+            (json!({ "destinations": destinations, "paused": paused }), "state file")
+        }
+        Err(AdminError::Other(e)) => return Err(e),
+    };
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(0);
+    }
+    let destinations: Vec<DestinationStatus> =
+        serde_json::from_value(value["destinations"].clone()).unwrap_or_default();
+    print!("{}", render_status(&destinations));
+    let paused = value["paused"].as_array().cloned().unwrap_or_default();
+    for p in &paused {
+        println!(
+            "PAUSED {}: {}",
+            p["connector"].as_str().unwrap_or("?"),
+            p["reason"].as_str().unwrap_or("?")
+        );
+    }
+    if destinations.is_empty() {
+        println!("no deliveries yet ({source})");
+    }
+    Ok(if paused.is_empty() { 0 } else { 2 })
+}
+
+/// The status table, one row per flow and destination.
+pub fn render_status(rows: &[DestinationStatus]) -> String {
+    let mut out = format!(
+        "{:<16} {:<16} {:>8} {:>9} {:>8} {:>6} {:>14}  {}\n",
+        "FLOW", "DESTINATION", "PENDING", "IN FLIGHT", "DONE", "DEAD", "OLDEST PENDING", "LAST ERROR"
+    );
+    for d in rows {
+        let age = d.oldest_pending_age_ms.map_or("-".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+        let err: String = d.last_error.as_deref().unwrap_or("-").chars().take(80).collect();
+        out.push_str(&format!(
+            "{:<16} {:<16} {:>8} {:>9} {:>8} {:>6} {:>14}  {}\n",
+            d.flow, d.destination, d.pending, d.in_flight, d.done, d.dead, age, err
+        ));
+    }
+    out
+}
+
+pub async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<i32> {
+    let client = AdminClient::new(config)?;
+    match command {
+        DlqCommand::List { destination, limit, json } => {
+            let mut path = format!("/api/dlq?limit={limit}");
+            if let Some(d) = &destination {
+                path.push_str(&format!("&destination={d}"));
+            }
+            let letters: Vec<DeadLetter> = match client.get(&path).await {
+                Ok(v) => serde_json::from_value(v["dead_letters"].clone())?,
+                Err(AdminError::NotRunning(at)) => {
+                    eprintln!("(the daemon is not running at {at}; read from the state file)");
+                    offline_store(config)?.dead_letters(destination, limit).await?
+                }
+                Err(AdminError::Other(e)) => return Err(e),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&letters)?);
+            } else {
+                println!("{:>8} {:<16} {:<16} {:>8}  {:<36}  ERROR", "ID", "FLOW", "DESTINATION", "ATTEMPTS", "LEAD");
+                for l in &letters {
+                    println!(
+                        "{:>8} {:<16} {:<16} {:>8}  {:<36}  {}",
+                        l.id, l.flow, l.destination, l.attempts, l.lead_id, l.error
+                    );
+                }
+                println!("{} dead letter(s)", letters.len());
+            }
+            Ok(0)
+        }
+        DlqCommand::Retry(sel) => {
+            let v = needs_daemon(client.post("/api/dlq/retry", &selection(sel)).await)?;
+            println!("{} dead letter(s) queued again", v["retried"]);
+            Ok(0)
+        }
+        DlqCommand::Drop(sel) => {
+            let v = needs_daemon(client.post("/api/dlq/drop", &selection(sel)).await)?;
+            println!("{} dead letter(s) dropped", v["dropped"]);
+            Ok(0)
+        }
+    }
+}
+
+pub async fn replay(config: &Config, flow: &str, since: &str) -> anyhow::Result<i32> {
+    let client = AdminClient::new(config)?;
+    let v = needs_daemon(client.post("/api/replay", &json!({"flow": flow, "since": since})).await)?;
+    println!("{} lead(s) queued again for flow {flow} ({} could not be mapped)", v["enqueued"], v["unmappable"]);
+    Ok(0)
+}
+
+fn selection(sel: Selection) -> Value {
+    if sel.all { json!({"all": true}) } else { json!({"ids": sel.ids}) }
+}
+
+/// State changes go through the daemon only: the state file belongs to it.
+fn needs_daemon(r: Result<Value, AdminError>) -> anyhow::Result<Value> {
+    r.map_err(|e| match e {
+        AdminError::NotRunning(at) => anyhow::anyhow!(
+            "the daemon is not running at {at}; changes go through the running daemon (start it: systemctl start tandem)"
+        ),
+        AdminError::Other(e) => e,
+    })
+}
