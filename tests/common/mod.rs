@@ -2,6 +2,8 @@
 //! loopback port 0, wired together by a config written the way a user would write it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::{
     path::PathBuf,
     time::{Duration, Instant},
