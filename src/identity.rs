@@ -51,14 +51,22 @@ pub fn normalize_phone(raw: &str, region: Option<&str>) -> Result<String, Identi
 }
 
 /// The key a person is stored under: email, else phone, else the source's own id.
-pub fn person_key(email: Option<&str>, phone: Option<&str>, source_key: Option<String>) -> Option<PersonKey> {
+pub fn person_key(
+    email: Option<&str>,
+    phone: Option<&str>,
+    source_key: Option<String>,
+) -> Option<PersonKey> {
     if email.is_none() && phone.is_none() && source_key.is_none() {
         return None;
     }
     Some(PersonKey {
         email: email.map(str::to_owned),
         phone: phone.map(str::to_owned),
-        source_key: if email.is_none() && phone.is_none() { source_key } else { None },
+        source_key: if email.is_none() && phone.is_none() {
+            source_key
+        } else {
+            None
+        },
     })
 }
 
@@ -68,17 +76,41 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_lowercased_and_strictly_validated() {
-        assert_eq!(normalize_email("  Jane.Doe@Example.COM ").unwrap(), "jane.doe@example.com");
-        for bad in ["", "jane", "jane@localhost", "Jane <jane@example.com>", "jane@[127.0.0.1]", "a@@b.co", "a b@c.co"] {
-            assert_eq!(normalize_email(bad), Err(IdentityError::InvalidEmail), "{bad:?}");
+        assert_eq!(
+            normalize_email("  Jane.Doe@Example.COM ").unwrap(),
+            "jane.doe@example.com"
+        );
+        for bad in [
+            "",
+            "jane",
+            "jane@localhost",
+            "Jane <jane@example.com>",
+            "jane@[127.0.0.1]",
+            "a@@b.co",
+            "a b@c.co",
+        ] {
+            assert_eq!(
+                normalize_email(bad),
+                Err(IdentityError::InvalidEmail),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn phones_become_e164_with_or_without_a_region() {
-        assert_eq!(normalize_phone("+1 (415) 555-2671", None).unwrap(), "+14155552671");
-        assert_eq!(normalize_phone("(415) 555-2671", Some("US")).unwrap(), "+14155552671");
-        assert_eq!(normalize_phone("030 901820", Some("DE")).unwrap(), "+4930901820");
+        assert_eq!(
+            normalize_phone("+1 (415) 555-2671", None).unwrap(),
+            "+14155552671"
+        );
+        assert_eq!(
+            normalize_phone("(415) 555-2671", Some("US")).unwrap(),
+            "+14155552671"
+        );
+        assert_eq!(
+            normalize_phone("030 901820", Some("DE")).unwrap(),
+            "+4930901820"
+        );
         assert!(normalize_phone("415 555 2671", None).is_err());
         assert!(normalize_phone("12", Some("US")).is_err());
         assert!(normalize_phone("+1 415", Some("ZZ")).is_err());

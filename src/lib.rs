@@ -10,11 +10,11 @@
 //! - [`daemon`]: wiring and lifecycle (signals, reload, sd-notify).
 //! - [`cli`]: the command line.
 
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod identity;
+pub mod intake;
 pub mod mapping;
 pub mod store;
-pub mod identity;
-pub mod engine;
-pub mod intake;
-pub mod daemon;
-pub mod cli;

@@ -19,10 +19,19 @@ const CLIENTS: usize = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_lead_lands_exactly_once_across_sigkill() {
-    let sandbox = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), SandboxOptions::default()).await.unwrap();
+    let sandbox = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), SandboxOptions::default())
+        .await
+        .unwrap();
     // Slow the vendor a little so kills land while batches are in flight, and drop some
     // connections after the write: the vendor has the contact but tandem never hears back.
-    sandbox.set_faults(Faults { delay_ms: 15, drop_rate: 0.05, seed: Some(11), ..Default::default() }).unwrap();
+    sandbox
+        .set_faults(Faults {
+            delay_ms: 15,
+            drop_rate: 0.05,
+            seed: Some(11),
+            ..Default::default()
+        })
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let config = dir.path().join("tandem.toml");
@@ -40,7 +49,10 @@ async fn every_acknowledged_lead_lands_exactly_once_across_sigkill() {
             .map(|c| {
                 let (acked, stop) = (acked.clone(), stop.clone());
                 tokio::spawn(async move {
-                    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+                    let http = reqwest::Client::builder()
+                        .timeout(Duration::from_secs(5))
+                        .build()
+                        .unwrap();
                     let mut n = 0usize;
                     while !stop.is_cancelled() {
                         let email = format!("c{cycle}-k{c}-n{n}@crash.example.com");
@@ -50,10 +62,8 @@ async fn every_acknowledged_lead_lands_exactly_once_across_sigkill() {
                             .json(&json!({"email": email, "first_name": format!("n{n}")}))
                             .send()
                             .await;
-                        if let Ok(r) = r {
-                            if r.status() == 202 {
-                                acked.lock().unwrap().insert(email);
-                            }
+                        if r.is_ok_and(|r| r.status() == 202) {
+                            acked.lock().unwrap().insert(email);
                         }
                     }
                     n
@@ -73,21 +83,40 @@ async fn every_acknowledged_lead_lands_exactly_once_across_sigkill() {
     sandbox.set_faults(Faults::default()).unwrap();
     let daemon = TandemProcess::start(&config, addr, &log).await;
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 100, "the load was too light to prove anything: {} acked", acked.len());
-    common::wait_until(Duration::from_secs(60), "every acknowledged lead to reach HubSpot", || {
-        let missing = acked.iter().filter(|e| sandbox.contact_by_email(e).is_none()).count();
-        async move { (missing == 0).then_some(()) }
-    })
+    assert!(
+        acked.len() > 100,
+        "the load was too light to prove anything: {} acked",
+        acked.len()
+    );
+    common::wait_until(
+        Duration::from_secs(60),
+        "every acknowledged lead to reach HubSpot",
+        || {
+            let missing = acked
+                .iter()
+                .filter(|e| sandbox.contact_by_email(e).is_none())
+                .count();
+            async move { (missing == 0).then_some(()) }
+        },
+    )
     .await;
 
     let mut per_email: BTreeMap<String, usize> = BTreeMap::new();
     for c in sandbox.contacts() {
-        *per_email.entry(c.properties.get("email").cloned().unwrap_or_default()).or_default() += 1;
+        *per_email
+            .entry(c.properties.get("email").cloned().unwrap_or_default())
+            .or_default() += 1;
     }
     let duplicated: Vec<_> = per_email.iter().filter(|(_, n)| **n > 1).collect();
     assert!(duplicated.is_empty(), "duplicate contacts: {duplicated:?}");
     // Leads committed but whose 202 was cut off by the kill may arrive too; nothing else may.
-    assert!(per_email.len() >= acked.len() && per_email.len() <= sent, "{} contacts, {} acked, {} sent", per_email.len(), acked.len(), sent);
+    assert!(
+        per_email.len() >= acked.len() && per_email.len() <= sent,
+        "{} contacts, {} acked, {} sent",
+        per_email.len(),
+        acked.len(),
+        sent
+    );
     let stats = sandbox.stats();
     eprintln!(
         "crash test: {CYCLES} SIGKILLs, {sent} posted, {} acknowledged, {} contacts, {} upsert calls, {} dropped connections",

@@ -19,20 +19,39 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let sandbox = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), SandboxOptions::default()).await.unwrap();
+    let sandbox = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), SandboxOptions::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let config = dir.path().join("tandem.toml");
     let log = dir.path().join("tandem.log");
-    let s = Setup { sandbox, dir, addr, config, log };
+    let s = Setup {
+        sandbox,
+        dir,
+        addr,
+        config,
+        log,
+    };
     write_config(&s, "lead");
     s
 }
 
 fn write_config(s: &Setup, lifecycle: &str) {
-    let text = common::config_text(&s.sandbox.base_url(), &s.dir.path().join("tandem.db"), "", "")
-        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{}\"", s.addr))
-        .replace("lifecyclestage = \"lead\"", &format!("lifecyclestage = \"{lifecycle}\""));
+    let text = common::config_text(
+        &s.sandbox.base_url(),
+        &s.dir.path().join("tandem.db"),
+        "",
+        "",
+    )
+    .replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"{}\"", s.addr),
+    )
+    .replace(
+        "lifecyclestage = \"lead\"",
+        &format!("lifecyclestage = \"{lifecycle}\""),
+    );
     std::fs::write(&s.config, text).unwrap();
 }
 
@@ -49,14 +68,22 @@ async fn post(addr: std::net::SocketAddr, email: &str) -> u16 {
 #[tokio::test]
 async fn sigterm_finishes_in_flight_work_and_exits_zero() {
     let s = setup().await;
-    s.sandbox.set_faults(Faults { delay_ms: 800, ..Default::default() }).unwrap();
+    s.sandbox
+        .set_faults(Faults {
+            delay_ms: 800,
+            ..Default::default()
+        })
+        .unwrap();
     let p = TandemProcess::start(&s.config, s.addr, &s.log).await;
     assert_eq!(post(s.addr, "term@example.com").await, 202);
     tokio::time::sleep(Duration::from_millis(300)).await; // the call is now in flight
     p.signal("TERM");
     let log = p.log.clone();
     assert_eq!(p.wait_exit(Duration::from_secs(15)).await, Some(0));
-    assert!(s.sandbox.contact_by_email("term@example.com").is_some(), "the in-flight call completed");
+    assert!(
+        s.sandbox.contact_by_email("term@example.com").is_some(),
+        "the in-flight call completed"
+    );
     let text = std::fs::read_to_string(log).unwrap();
     assert!(text.contains("stopped"), "{text}");
 }
@@ -65,19 +92,35 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero() {
 async fn sighup_applies_a_valid_config_and_refuses_a_broken_one() {
     let s = setup().await;
     let p = TandemProcess::start(&s.config, s.addr, &s.log).await;
-    std::fs::write(&s.config, "[daemon]\nlisten = \"127.0.0.1:1\"\nbogus_key = 1\n").unwrap();
+    std::fs::write(
+        &s.config,
+        "[daemon]\nlisten = \"127.0.0.1:1\"\nbogus_key = 1\n",
+    )
+    .unwrap();
     p.signal("HUP");
-    common::wait_until(Duration::from_secs(10), "the reload to be refused", || async {
-        p.log_text().contains("reload refused").then_some(())
-    })
+    common::wait_until(
+        Duration::from_secs(10),
+        "the reload to be refused",
+        || async { p.log_text().contains("reload refused").then_some(()) },
+    )
     .await;
-    assert!(p.log_text().contains("bogus_key"), "the log says why: {}", p.log_text());
-    assert_eq!(post(s.addr, "still@example.com").await, 202, "still serving on the old config");
+    assert!(
+        p.log_text().contains("bogus_key"),
+        "the log says why: {}",
+        p.log_text()
+    );
+    assert_eq!(
+        post(s.addr, "still@example.com").await,
+        202,
+        "still serving on the old config"
+    );
 
     write_config(&s, "subscriber");
     p.signal("HUP");
     common::wait_until(Duration::from_secs(10), "the reload to apply", || async {
-        p.log_text().contains("configuration reloaded").then_some(())
+        p.log_text()
+            .contains("configuration reloaded")
+            .then_some(())
     })
     .await;
     assert_eq!(post(s.addr, "after@example.com").await, 202);
@@ -85,7 +128,10 @@ async fn sighup_applies_a_valid_config_and_refuses_a_broken_one() {
         s.sandbox.contact_by_email("after@example.com")
     })
     .await;
-    assert_eq!(contact.properties["lifecyclestage"], "subscriber", "the new mapping is in force");
+    assert_eq!(
+        contact.properties["lifecyclestage"], "subscriber",
+        "the new mapping is in force"
+    );
     p.signal("TERM");
     assert_eq!(p.wait_exit(Duration::from_secs(15)).await, Some(0));
 }
@@ -99,7 +145,9 @@ async fn check_reports_every_problem_with_file_line_and_key() {
         "[daemon]\nlisten = \"127.0.0.1:8080\"\n\n[connectors.crm]\nkind = \"hubspot\"\ntokn = \"x\"\n\n[flows.f]\nfrom = [\"nowhere\"]\nto = \"crm\"\n[flows.f.fields]\nemail = \"{{ lead.email \"\n",
     )
     .unwrap();
-    let out = tandem(&["check", "--config", path.to_str().unwrap()]).output().unwrap();
+    let out = tandem(&["check", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml:6:1: connectors.crm.tokn"), "{err}");
@@ -107,9 +155,25 @@ async fn check_reports_every_problem_with_file_line_and_key() {
     assert!(err.contains("flows.f.fields.email"), "{err}");
 
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, std::fs::read_to_string(path).unwrap().replace("tokn", "token").replace("nowhere", "web").replace("{{ lead.email \"", "{{ lead.email }}\"") + "\n[connectors.web]\nkind = \"webhook\"\n").unwrap();
-    let out = tandem(&["check", "--config", good.to_str().unwrap()]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &good,
+        std::fs::read_to_string(path)
+            .unwrap()
+            .replace("tokn", "token")
+            .replace("nowhere", "web")
+            .replace("{{ lead.email \"", "{{ lead.email }}\"")
+            + "\n[connectors.web]\nkind = \"webhook\"\n",
+    )
+    .unwrap();
+    let out = tandem(&["check", "--config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("config OK"));
 }
 
@@ -130,7 +194,9 @@ async fn status_and_dlq_work_with_the_daemon_up_and_down() {
     common::wait_until(Duration::from_secs(10), "one done and one dead", || {
         let cfg = cfg.clone();
         async move {
-            let out = tandem(&["status", "--json", "--config", &cfg]).output().ok()?;
+            let out = tandem(&["status", "--json", "--config", &cfg])
+                .output()
+                .ok()?;
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
             let d = &v["destinations"][0];
             (d["done"] == json!(1) && d["dead"] == json!(1)).then_some(())
@@ -139,13 +205,24 @@ async fn status_and_dlq_work_with_the_daemon_up_and_down() {
     .await;
     let out = tandem(&["status", "--config", &cfg]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("inbound") && text.contains("hubspot"), "{text}");
-    assert!(!text.contains("ok@example.com"), "status shows no personal data");
+    assert!(
+        text.contains("inbound") && text.contains("hubspot"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("ok@example.com"),
+        "status shows no personal data"
+    );
 
     let out = tandem(&["dlq", "list", "--config", &cfg]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("1 dead letter(s)") && text.contains("id_property"), "{text}");
-    let out = tandem(&["dlq", "drop", "--all", "--config", &cfg]).output().unwrap();
+    assert!(
+        text.contains("1 dead letter(s)") && text.contains("id_property"),
+        "{text}"
+    );
+    let out = tandem(&["dlq", "drop", "--all", "--config", &cfg])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 dead letter(s) dropped"));
 
     p.signal("TERM");
@@ -154,7 +231,9 @@ async fn status_and_dlq_work_with_the_daemon_up_and_down() {
     let out = tandem(&["status", "--config", &cfg]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
-    let out = tandem(&["dlq", "retry", "--all", "--config", &cfg]).output().unwrap();
+    let out = tandem(&["dlq", "retry", "--all", "--config", &cfg])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
 }

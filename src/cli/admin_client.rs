@@ -26,21 +26,33 @@ impl AdminClient {
     pub fn new(config: &Config) -> anyhow::Result<AdminClient> {
         let mut addr = config.daemon.listen;
         if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() { [127, 0, 0, 1].into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+            addr.set_ip(if addr.is_ipv4() {
+                [127, 0, 0, 1].into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
         }
         Ok(AdminClient {
             base: format!("http://{addr}"),
-            token: config.daemon.admin_token.as_ref().map(|t| t.expose_secret().to_owned()),
-            http: reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?,
+            token: config
+                .daemon
+                .admin_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?,
         })
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, AdminError> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, AdminError> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, AdminError> {
@@ -52,13 +64,25 @@ impl AdminClient {
         let resp = match req.bearer_auth(token).send().await {
             Ok(r) => r,
             Err(e) if e.is_connect() => return Err(AdminError::NotRunning(self.base.clone())),
-            Err(e) => return Err(AdminError::Other(anyhow::Error::new(e).context("calling the admin API"))),
+            Err(e) => {
+                return Err(AdminError::Other(
+                    anyhow::Error::new(e).context("calling the admin API"),
+                ));
+            }
         };
         let status = resp.status();
-        let body: Value = resp.json().await.context("reading the admin API's answer")?;
+        let body: Value = resp
+            .json()
+            .await
+            .context("reading the admin API's answer")?;
         if !status.is_success() {
-            let msg = body.get("message").and_then(Value::as_str).unwrap_or("no message");
-            return Err(AdminError::Other(anyhow::anyhow!("the daemon answered {status}: {msg}")));
+            let msg = body
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            return Err(AdminError::Other(anyhow::anyhow!(
+                "the daemon answered {status}: {msg}"
+            )));
         }
         Ok(body)
     }

@@ -15,9 +15,32 @@ use tandem_connectors::hubspot::sandbox::{HubspotSandbox, SandboxOptions};
 use crate::{config::Config, daemon::Daemon, store::Store};
 
 const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
-const FIRST: &[&str] = &["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Leslie", "Margaret", "Tim"];
-const LAST: &[&str] = &["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman", "Lamport", "Hamilton", "Berners-Lee"];
-const COMPANIES: &[&str] = &["Analytical Engines", "Cobol Systems", "Bletchley Labs", "Structured Co", "Abstraction Inc", "TeX Works"];
+const FIRST: &[&str] = &[
+    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Leslie",
+    "Margaret", "Tim",
+];
+const LAST: &[&str] = &[
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Perlman",
+    "Lamport",
+    "Hamilton",
+    "Berners-Lee",
+];
+const COMPANIES: &[&str] = &[
+    "Analytical Engines",
+    "Cobol Systems",
+    "Bletchley Labs",
+    "Structured Co",
+    "Abstraction Inc",
+    "TeX Works",
+];
 /// (utm_source, utm_medium, utm_campaign, click id parameter)
 const CAMPAIGNS: &[(&str, &str, &str, &str)] = &[
     ("google", "cpc", "q4-brand-search", "gclid"),
@@ -37,12 +60,16 @@ pub async fn run(once: bool, leads: usize, listen: &str) -> anyhow::Result<i32> 
         .replace("@STATE@", &dir.join("tandem.db").display().to_string())
         .replace("@HUBSPOT_BASE_URL@", &sandbox.base_url())
         .replace("@HUBSPOT_TOKEN@", &SandboxOptions::default().token);
-    let config = Config::from_str_at(&text, &dir.join("demo.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config =
+        Config::from_str_at(&text, &dir.join("demo.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let daemon = Daemon::start(config).await?;
     let hook = format!("http://{}/hooks/website", daemon.addr);
     println!("tandem demo");
     println!("  HubSpot sandbox  {}", sandbox.base_url());
-    println!("  tandem           http://{}   (webhook: POST {hook})", daemon.addr);
+    println!(
+        "  tandem           http://{}   (webhook: POST {hook})",
+        daemon.addr
+    );
     println!("  state            {}\n", dir.display());
 
     let started = Instant::now();
@@ -63,7 +90,10 @@ pub async fn run(once: bool, leads: usize, listen: &str) -> anyhow::Result<i32> 
         } else {
             http.post(&hook).json(&lead)
         };
-        let resp = req.header("Idempotency-Key", format!("demo-{i}")).send().await?;
+        let resp = req
+            .header("Idempotency-Key", format!("demo-{i}"))
+            .send()
+            .await?;
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or_default();
         println!("  POST lead {i:>2} {email:<52} -> {status} {body}");
@@ -72,15 +102,36 @@ pub async fn run(once: bool, leads: usize, listen: &str) -> anyhow::Result<i32> 
         }
     }
     // A sender retrying after a timeout: same Idempotency-Key, nothing stored twice.
-    let retry = http.post(&hook).json(&sample_lead(0)).header("Idempotency-Key", "demo-0").send().await?;
-    println!("  POST lead  0 again (same Idempotency-Key)            -> {} {}", retry.status(), retry.text().await?);
+    let retry = http
+        .post(&hook)
+        .json(&sample_lead(0))
+        .header("Idempotency-Key", "demo-0")
+        .send()
+        .await?;
+    println!(
+        "  POST lead  0 again (same Idempotency-Key)            -> {} {}",
+        retry.status(),
+        retry.text().await?
+    );
     // A returning visitor: same person, new phone; one contact, updated.
     let back = json!({"email": "ada.lovelace@analytical-engines.example.com", "phone": "+44 20 7946 0958", "utm_source": "newsletter", "utm_medium": "email"});
     let r = http.post(&hook).json(&back).send().await?;
-    println!("  POST returning visitor (same email, new phone)        -> {} {}", r.status(), r.text().await?);
+    println!(
+        "  POST returning visitor (same email, new phone)        -> {} {}",
+        r.status(),
+        r.text().await?
+    );
     // A broken form: refused with the field named, nothing stored.
-    let bad = http.post(&hook).json(&json!({"email": "not-an-address", "first_name": "Broken"})).send().await?;
-    println!("  POST broken email                                     -> {} {}", bad.status(), bad.text().await?);
+    let bad = http
+        .post(&hook)
+        .json(&json!({"email": "not-an-address", "first_name": "Broken"}))
+        .send()
+        .await?;
+    println!(
+        "  POST broken email                                     -> {} {}",
+        bad.status(),
+        bad.text().await?
+    );
 
     println!("\nwaiting for every accepted lead to reach HubSpot…");
     let store = daemon.store();
@@ -88,24 +139,38 @@ pub async fn run(once: bool, leads: usize, listen: &str) -> anyhow::Result<i32> 
     loop {
         let status = store.status().await?;
         let open: u64 = status.iter().map(|d| d.pending + d.in_flight).sum();
-        let arrived = expected.iter().filter(|e| sandbox.contact_by_email(e).is_some()).count();
+        let arrived = expected
+            .iter()
+            .filter(|e| sandbox.contact_by_email(e).is_some())
+            .count();
         if open == 0 && arrived == expected.len() {
             break;
         }
         if Instant::now() > deadline {
-            anyhow::bail!("only {arrived} of {} leads arrived within 60 s", expected.len());
+            anyhow::bail!(
+                "only {arrived} of {} leads arrived within 60 s",
+                expected.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = started.elapsed();
     let contacts = sandbox.contacts();
     println!("\nHubSpot sandbox contacts ({}):", contacts.len());
-    println!("  {:<12} {:<52} {:<10} {:<12} {:<18} {:>6}", "ID", "EMAIL", "FIRSTNAME", "LIFECYCLE", "PHONE", "WRITES");
+    println!(
+        "  {:<12} {:<52} {:<10} {:<12} {:<18} {:>6}",
+        "ID", "EMAIL", "FIRSTNAME", "LIFECYCLE", "PHONE", "WRITES"
+    );
     for c in &contacts {
         let p = |k: &str| c.properties.get(k).cloned().unwrap_or_default();
         println!(
             "  {:<12} {:<52} {:<10} {:<12} {:<18} {:>6}",
-            c.id, p("email"), p("firstname"), p("lifecyclestage"), p("phone"), c.writes
+            c.id,
+            p("email"),
+            p("firstname"),
+            p("lifecyclestage"),
+            p("phone"),
+            c.writes
         );
     }
     let stats = sandbox.stats();
@@ -129,7 +194,9 @@ pub async fn run(once: bool, leads: usize, listen: &str) -> anyhow::Result<i32> 
         return Ok(if duplicates { 1 } else { 0 });
     }
     println!("\nstill serving; try:");
-    println!("  curl -s -XPOST {hook} -H 'content-type: application/json' -d '{{\"email\":\"you@example.com\"}}'");
+    println!(
+        "  curl -s -XPOST {hook} -H 'content-type: application/json' -d '{{\"email\":\"you@example.com\"}}'"
+    );
     println!("  curl -s http://{}/metrics | grep tandem_", daemon.addr);
     println!("  curl -s {}/__sandbox/contacts", sandbox.base_url());
     println!("Ctrl-C to stop.");
@@ -144,8 +211,14 @@ fn sample_lead(i: usize) -> Value {
     let company = COMPANIES[i % COMPANIES.len()];
     let (source, medium, campaign, click) = CAMPAIGNS[i % CAMPAIGNS.len()];
     let domain = company.to_lowercase().replace(' ', "-");
-    let suffix = if i < FIRST.len() { String::new() } else { format!("{}", i / FIRST.len()) };
-    let mut landing = format!("https://www.example.com/demo?utm_source={source}&utm_medium={medium}&utm_campaign={campaign}");
+    let suffix = if i < FIRST.len() {
+        String::new()
+    } else {
+        format!("{}", i / FIRST.len())
+    };
+    let mut landing = format!(
+        "https://www.example.com/demo?utm_source={source}&utm_medium={medium}&utm_campaign={campaign}"
+    );
     if !click.is_empty() {
         landing.push_str(&format!("&{click}=demo-click-{i}"));
     }
@@ -154,7 +227,7 @@ fn sample_lead(i: usize) -> Value {
         "first_name": first,
         "last_name": last,
         "company": company,
-        "job_title": if i % 2 == 0 { "CTO" } else { "Head of Engineering" },
+        "job_title": if i.is_multiple_of(2) { "CTO" } else { "Head of Engineering" },
         "phone": format!("+1 415 555 {:04}", 100 + i),
         "country": "US",
         "landing_url": landing,

@@ -15,7 +15,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "tandem", version, about = "Self-hosted marketing <-> sales sync daemon")]
+#[command(
+    name = "tandem",
+    version,
+    about = "Self-hosted marketing <-> sales sync daemon"
+)]
 pub struct Cli {
     /// Config file [default: $TANDEM_CONFIG, else /etc/tandem/tandem.toml]
     #[arg(long, global = true, value_name = "PATH")]
@@ -111,7 +115,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Dlq { command } => ops::dlq(&load(&path)?, command).await,
         Command::Replay { flow, since } => ops::replay(&load(&path)?, &flow, &since).await,
         #[cfg(feature = "sandbox")]
-        Command::Demo { once, leads, listen } => demo::run(once, leads, &listen).await,
+        Command::Demo {
+            once,
+            leads,
+            listen,
+        } => demo::run(once, leads, &listen).await,
     }
 }
 

@@ -26,8 +26,14 @@ pub async fn status(config: &Config, as_json: bool) -> anyhow::Result<i32> {
             let destinations = store.status().await?;
             let paused = store.paused().await?;
             eprintln!("(the daemon is not running at {at}; read from the state file)");
-            let paused: Vec<Value> = paused.into_iter().map(|(c, r)| json!({"connector": c, "reason": r})).collect();
-            (json!({ "destinations": destinations, "paused": paused }), "state file")
+            let paused: Vec<Value> = paused
+                .into_iter()
+                .map(|(c, r)| json!({"connector": c, "reason": r}))
+                .collect();
+            (
+                json!({ "destinations": destinations, "paused": paused }),
+                "state file",
+            )
         }
         Err(AdminError::Other(e)) => return Err(e),
     };
@@ -56,11 +62,26 @@ pub async fn status(config: &Config, as_json: bool) -> anyhow::Result<i32> {
 pub fn render_status(rows: &[DestinationStatus]) -> String {
     let mut out = format!(
         "{:<16} {:<16} {:>8} {:>9} {:>8} {:>6} {:>14}  {}\n",
-        "FLOW", "DESTINATION", "PENDING", "IN FLIGHT", "DONE", "DEAD", "OLDEST PENDING", "LAST ERROR"
+        "FLOW",
+        "DESTINATION",
+        "PENDING",
+        "IN FLIGHT",
+        "DONE",
+        "DEAD",
+        "OLDEST PENDING",
+        "LAST ERROR"
     );
     for d in rows {
-        let age = d.oldest_pending_age_ms.map_or("-".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
-        let err: String = d.last_error.as_deref().unwrap_or("-").chars().take(80).collect();
+        let age = d
+            .oldest_pending_age_ms
+            .map_or("-".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+        let err: String = d
+            .last_error
+            .as_deref()
+            .unwrap_or("-")
+            .chars()
+            .take(80)
+            .collect();
         out.push_str(&format!(
             "{:<16} {:<16} {:>8} {:>9} {:>8} {:>6} {:>14}  {}\n",
             d.flow, d.destination, d.pending, d.in_flight, d.done, d.dead, age, err
@@ -72,7 +93,11 @@ pub fn render_status(rows: &[DestinationStatus]) -> String {
 pub async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<i32> {
     let client = AdminClient::new(config)?;
     match command {
-        DlqCommand::List { destination, limit, json } => {
+        DlqCommand::List {
+            destination,
+            limit,
+            json,
+        } => {
             let mut path = format!("/api/dlq?limit={limit}");
             if let Some(d) = &destination {
                 path.push_str(&format!("&destination={d}"));
@@ -81,14 +106,19 @@ pub async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<i32> {
                 Ok(v) => serde_json::from_value(v["dead_letters"].clone())?,
                 Err(AdminError::NotRunning(at)) => {
                     eprintln!("(the daemon is not running at {at}; read from the state file)");
-                    offline_store(config)?.dead_letters(destination, limit).await?
+                    offline_store(config)?
+                        .dead_letters(destination, limit)
+                        .await?
                 }
                 Err(AdminError::Other(e)) => return Err(e),
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&letters)?);
             } else {
-                println!("{:>8} {:<16} {:<16} {:>8}  {:<36}  ERROR", "ID", "FLOW", "DESTINATION", "ATTEMPTS", "LEAD");
+                println!(
+                    "{:>8} {:<16} {:<16} {:>8}  {:<36}  ERROR",
+                    "ID", "FLOW", "DESTINATION", "ATTEMPTS", "LEAD"
+                );
                 for l in &letters {
                     println!(
                         "{:>8} {:<16} {:<16} {:>8}  {:<36}  {}",
@@ -114,13 +144,24 @@ pub async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<i32> {
 
 pub async fn replay(config: &Config, flow: &str, since: &str) -> anyhow::Result<i32> {
     let client = AdminClient::new(config)?;
-    let v = needs_daemon(client.post("/api/replay", &json!({"flow": flow, "since": since})).await)?;
-    println!("{} lead(s) queued again for flow {flow} ({} could not be mapped)", v["enqueued"], v["unmappable"]);
+    let v = needs_daemon(
+        client
+            .post("/api/replay", &json!({"flow": flow, "since": since}))
+            .await,
+    )?;
+    println!(
+        "{} lead(s) queued again for flow {flow} ({} could not be mapped)",
+        v["enqueued"], v["unmappable"]
+    );
     Ok(0)
 }
 
 fn selection(sel: Selection) -> Value {
-    if sel.all { json!({"all": true}) } else { json!({"ids": sel.ids}) }
+    if sel.all {
+        json!({"all": true})
+    } else {
+        json!({"ids": sel.ids})
+    }
 }
 
 /// State changes go through the daemon only: the state file belongs to it.

@@ -59,7 +59,9 @@ impl Daemon {
     /// Opens the store, binds the listener, starts the engine. Returns once the daemon is ready.
     pub async fn start(config: Config) -> anyhow::Result<Daemon> {
         let StateLocation::Sqlite(path) = &config.daemon.state;
-        let options = SqliteOptions { max_pending_writes: config.daemon.limits.max_pending_writes };
+        let options = SqliteOptions {
+            max_pending_writes: config.daemon.limits.max_pending_writes,
+        };
         let store = {
             let path = path.clone();
             let shown = path.display().to_string();
@@ -80,11 +82,18 @@ impl Daemon {
         let listen = config.daemon.listen;
         let delivery = config.daemon.delivery.clone();
         let runtime = Arc::new(Runtime::build(config)?);
-        let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
         let wakers = Arc::new(Wakers::default());
         let dyn_store: Arc<dyn Store> = store.clone();
-        let state = AppState::new(dyn_store.clone(), runtime.clone(), wakers.clone(), telemetry::metrics());
+        let state = AppState::new(
+            dyn_store.clone(),
+            runtime.clone(),
+            wakers.clone(),
+            telemetry::metrics(),
+        );
         let engine = Engine::start(
             dyn_store,
             runtime.sinks.clone(),
@@ -96,13 +105,22 @@ impl Daemon {
         let app = intake::router(state.clone());
         let stop = server_stop.clone();
         let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
         tracing::info!(%addr, sources = runtime.sources.len(), destinations = runtime.sinks.len(), "tandem is ready");
-        Ok(Daemon { addr, state, store, engine: std::sync::Mutex::new(Some(engine)), wakers, server_stop, server })
+        Ok(Daemon {
+            addr,
+            state,
+            store,
+            engine: std::sync::Mutex::new(Some(engine)),
+            wakers,
+            server_stop,
+            server,
+        })
     }
 
     pub fn store(&self) -> Arc<SqliteStore> {
@@ -113,7 +131,9 @@ impl Daemon {
     /// finish their current call and restart with the new connectors.
     pub async fn reload(&self, config: Config) -> anyhow::Result<()> {
         let old = self.state.runtime();
-        if config.daemon.listen != old.config.daemon.listen || config.daemon.state != old.config.daemon.state {
+        if config.daemon.listen != old.config.daemon.listen
+            || config.daemon.state != old.config.daemon.state
+        {
             tracing::warn!("daemon.listen and daemon.state take effect only after a restart");
         }
         let delivery = config.daemon.delivery.clone();
@@ -139,11 +159,17 @@ impl Daemon {
 
     /// Whether the writer and the workers have shown life recently enough to pet the watchdog.
     pub fn healthy(&self) -> bool {
-        let writer_ok = self.store.writer_silence().is_some_and(|s| s < Duration::from_secs(10));
+        let writer_ok = self
+            .store
+            .writer_silence()
+            .is_some_and(|s| s < Duration::from_secs(10));
         let engine_ok = self
             .engine
             .lock()
-            .map(|e| e.as_ref().is_none_or(|e| e.longest_silence() < Duration::from_secs(120)))
+            .map(|e| {
+                e.as_ref()
+                    .is_none_or(|e| e.longest_silence() < Duration::from_secs(120))
+            })
             .unwrap_or(false);
         writer_ok && engine_ok
     }
@@ -163,7 +189,10 @@ impl Daemon {
             let _ = self.server.await;
         };
         if tokio::time::timeout(timeout, drain).await.is_err() {
-            tracing::warn!(?timeout, "stop timeout reached; leased deliveries will be retried at the next start");
+            tracing::warn!(
+                ?timeout,
+                "stop timeout reached; leased deliveries will be retried at the next start"
+            );
         }
         // Dropping the last store handle lets the writer commit what is queued and exit.
     }
@@ -178,7 +207,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let daemon = Daemon::start(config).await?;
-    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("serving"),
+    ]);
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut pet = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     loop {
@@ -211,10 +243,14 @@ async fn reload(daemon: &Daemon, config_path: &Path) {
     match Config::load(config_path) {
         Ok(config) => match daemon.reload(config).await {
             Ok(()) => tracing::info!(path = %config_path.display(), "configuration reloaded"),
-            Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed; still running on the previous configuration"),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "reload failed; still running on the previous configuration")
+            }
         },
         Err(errors) => {
-            tracing::error!("reload refused; still running on the previous configuration:\n{errors}");
+            tracing::error!(
+                "reload refused; still running on the previous configuration:\n{errors}"
+            );
         }
     }
     notify(&[sd_notify::NotifyState::Ready]);

@@ -49,7 +49,12 @@ impl Runtime {
             })?;
             flows.insert(
                 name.clone(),
-                Arc::new(Flow { name: name.clone(), from: f.from.clone(), to: f.to.clone(), templates }),
+                Arc::new(Flow {
+                    name: name.clone(),
+                    from: f.from.clone(),
+                    to: f.to.clone(),
+                    templates,
+                }),
             );
         }
         let mut sources = BTreeMap::new();
@@ -57,27 +62,57 @@ impl Runtime {
         for (name, kind) in &config.connectors {
             if let Some(webhook) = kind.webhook() {
                 let templates = FieldTemplates::compile(&webhook.fields).map_err(|errs| {
-                    anyhow::anyhow!("connector {name}: templates do not compile: {}", describe(&errs))
+                    anyhow::anyhow!(
+                        "connector {name}: templates do not compile: {}",
+                        describe(&errs)
+                    )
                 })?;
-                let flows = flows.values().filter(|f| f.from.iter().any(|s| s == name)).cloned().collect();
-                sources.insert(name.clone(), Source { webhook: webhook.clone(), templates, flows });
+                let flows = flows
+                    .values()
+                    .filter(|f| f.from.iter().any(|s| s == name))
+                    .cloned()
+                    .collect();
+                sources.insert(
+                    name.clone(),
+                    Source {
+                        webhook: webhook.clone(),
+                        templates,
+                        flows,
+                    },
+                );
             }
             let is_destination = flows.values().any(|f| &f.to == name);
-            if is_destination {
-                if let Some(sink) = kind.lead_sink().with_context(|| format!("connector {name}"))? {
-                    let limit = sink.default_rate_limit();
-                    sinks.insert(name.clone(), (sink, limit));
-                }
+            if is_destination
+                && let Some(sink) = kind
+                    .lead_sink()
+                    .with_context(|| format!("connector {name}"))?
+            {
+                let limit = sink.default_rate_limit();
+                sinks.insert(name.clone(), (sink, limit));
             }
         }
-        Ok(Runtime { config, sources, flows, sinks })
+        Ok(Runtime {
+            config,
+            sources,
+            flows,
+            sinks,
+        })
     }
 
     /// The deliveries one lead causes: one per flow from its source, with the flow's fields
     /// rendered against the lead now, so the outbox row is complete on its own.
-    pub fn deliveries_for(&self, source: &Source, lead_id: &str, lead: &Lead) -> Result<Vec<LeadDelivery>, RenderError> {
+    pub fn deliveries_for(
+        &self,
+        source: &Source,
+        lead_id: &str,
+        lead: &Lead,
+    ) -> Result<Vec<LeadDelivery>, RenderError> {
         let ctx = json!({ "lead": lead, "lead_id": lead_id });
-        source.flows.iter().map(|flow| render_delivery(flow, &ctx)).collect()
+        source
+            .flows
+            .iter()
+            .map(|flow| render_delivery(flow, &ctx))
+            .collect()
     }
 }
 
@@ -92,5 +127,8 @@ pub fn render_delivery(flow: &Flow, ctx: &serde_json::Value) -> Result<LeadDeliv
 }
 
 fn describe(errs: &[(String, String)]) -> String {
-    errs.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; ")
+    errs.iter()
+        .map(|(k, m)| format!("{k}: {m}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -21,7 +21,9 @@ pub fn quota_for(limit: RateLimit) -> Quota {
     if steady == 0 {
         // "1 per T": one request, then one per T.
         let period = limit.per.max(Duration::from_millis(1));
-        return Quota::with_period(period).unwrap_or_else(|| Quota::per_hour(NonZeroU32::MIN)).allow_burst(NonZeroU32::MIN);
+        return Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_hour(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::MIN);
     }
     let period_ns = limit.per.as_nanos().div_ceil(u128::from(steady));
     let period = Duration::from_nanos(u64::try_from(period_ns).unwrap_or(u64::MAX).max(1));
@@ -39,7 +41,10 @@ pub struct DestinationLimiter {
 
 impl DestinationLimiter {
     pub fn new(limit: RateLimit) -> Self {
-        DestinationLimiter { gcra: RateLimiter::direct(quota_for(limit)), not_before_ms: AtomicI64::new(0) }
+        DestinationLimiter {
+            gcra: RateLimiter::direct(quota_for(limit)),
+            not_before_ms: AtomicI64::new(0),
+        }
     }
 
     /// Waits for a slot: first any vendor-imposed pause, then the GCRA cell.
@@ -96,17 +101,29 @@ mod tests {
     #[test]
     fn no_window_ever_exceeds_the_vendor_limit() {
         for (n, secs) in [(190, 10), (100, 10), (250, 10), (5, 1), (1, 1), (2, 1)] {
-            let limit = RateLimit { requests: n, per: Duration::from_secs(secs) };
+            let limit = RateLimit {
+                requests: n,
+                per: Duration::from_secs(secs),
+            };
             let busiest = busiest_window(limit, Duration::from_secs(secs * 4));
-            assert!(busiest <= n as usize, "{limit}: {busiest} requests in one window");
+            assert!(
+                busiest <= n as usize,
+                "{limit}: {busiest} requests in one window"
+            );
             // The first window loses one slot to GCRA's phase; every later one gets the full limit.
-            assert!(busiest + 1 >= n as usize, "{limit}: only {busiest} per window, too timid");
+            assert!(
+                busiest + 1 >= n as usize,
+                "{limit}: only {busiest} per window, too timid"
+            );
         }
     }
 
     #[tokio::test]
     async fn hold_off_delays_the_next_slot() {
-        let l = DestinationLimiter::new(RateLimit { requests: 100, per: Duration::from_secs(1) });
+        let l = DestinationLimiter::new(RateLimit {
+            requests: 100,
+            per: Duration::from_secs(1),
+        });
         l.hold_off(Duration::from_millis(80));
         let t = std::time::Instant::now();
         l.ready().await;

@@ -132,7 +132,12 @@ impl Engine {
             });
             metrics::gauge!("tandem_connector_paused", "connector" => name.clone()).set(0.0);
             for i in 0..options.concurrency.max(1) {
-                let owner = format!("{}/{}/{i}/{}", std::process::id(), name, uuid::Uuid::now_v7().simple());
+                let owner = format!(
+                    "{}/{}/{i}/{}",
+                    std::process::id(),
+                    name,
+                    uuid::Uuid::now_v7().simple()
+                );
                 tasks.spawn(worker::run(
                     dest.clone(),
                     store.clone(),
@@ -143,7 +148,11 @@ impl Engine {
             }
             destinations.insert(name, dest);
         }
-        Engine { destinations, tasks, cancel }
+        Engine {
+            destinations,
+            tasks,
+            cancel,
+        }
     }
 
     /// Destinations paused for an auth failure, and why.

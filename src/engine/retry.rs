@@ -24,13 +24,23 @@ pub enum Next {
 
 impl RetryPolicy {
     /// `attempts` counts the attempt that just failed; `age` is time since the delivery was queued.
-    pub fn next(&self, attempts: u32, age: Duration, retry_after: Option<Duration>, rng: &mut impl Rng) -> Next {
+    pub fn next(
+        &self,
+        attempts: u32,
+        age: Duration,
+        retry_after: Option<Duration>,
+        rng: &mut impl Rng,
+    ) -> Next {
         if attempts >= self.max_attempts || age >= self.max_age {
             return Next::GiveUp;
         }
-        let exp = self.base.saturating_mul(1u32 << attempts.saturating_sub(1).min(30));
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempts.saturating_sub(1).min(30));
         let ceiling = exp.min(self.cap);
-        let jittered = Duration::from_millis(rng.random_range(0..=ceiling.as_millis().min(u64::MAX as u128) as u64));
+        let jittered = Duration::from_millis(
+            rng.random_range(0..=ceiling.as_millis().min(u64::MAX as u128) as u64),
+        );
         Next::RetryIn(jittered.max(retry_after.unwrap_or_default()))
     }
 }
@@ -54,10 +64,12 @@ mod tests {
         for attempts in 1..5 {
             let ceiling = Duration::from_secs(1 << (attempts - 1)).min(POLICY.cap);
             let delays: Vec<_> = (0..200)
-                .map(|_| match POLICY.next(attempts, Duration::ZERO, None, &mut rng) {
-                    Next::RetryIn(d) => d,
-                    Next::GiveUp => panic!("gave up early"),
-                })
+                .map(
+                    |_| match POLICY.next(attempts, Duration::ZERO, None, &mut rng) {
+                        Next::RetryIn(d) => d,
+                        Next::GiveUp => panic!("gave up early"),
+                    },
+                )
                 .collect();
             assert!(delays.iter().all(|d| *d <= ceiling));
             let distinct: std::collections::HashSet<_> = delays.iter().collect();
@@ -69,10 +81,20 @@ mod tests {
     fn retry_after_is_a_floor_and_budgets_end_in_giving_up() {
         let mut rng = StdRng::seed_from_u64(1);
         let ra = Duration::from_secs(30);
-        assert!(matches!(POLICY.next(1, Duration::ZERO, Some(ra), &mut rng), Next::RetryIn(d) if d >= ra));
+        assert!(
+            matches!(POLICY.next(1, Duration::ZERO, Some(ra), &mut rng), Next::RetryIn(d) if d >= ra)
+        );
         assert_eq!(POLICY.next(5, Duration::ZERO, None, &mut rng), Next::GiveUp);
-        assert_eq!(POLICY.next(1, Duration::from_secs(3600), None, &mut rng), Next::GiveUp);
-        let huge = RetryPolicy { max_attempts: 1000, ..POLICY };
-        assert!(matches!(huge.next(999, Duration::ZERO, None, &mut rng), Next::RetryIn(d) if d <= POLICY.cap));
+        assert_eq!(
+            POLICY.next(1, Duration::from_secs(3600), None, &mut rng),
+            Next::GiveUp
+        );
+        let huge = RetryPolicy {
+            max_attempts: 1000,
+            ..POLICY
+        };
+        assert!(
+            matches!(huge.next(999, Duration::ZERO, None, &mut rng), Next::RetryIn(d) if d <= POLICY.cap)
+        );
     }
 }

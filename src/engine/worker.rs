@@ -6,8 +6,8 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use rand::rngs::SmallRng;
 use rand::SeedableRng;
+use rand::rngs::SmallRng;
 use tandem_connectors::{BatchOutcome, CallError, ItemResult, SinkRecord};
 use tokio_util::sync::CancellationToken;
 
@@ -23,9 +23,14 @@ pub(super) async fn run(
 ) {
     let mut rng = SmallRng::from_os_rng();
     while !cancel.is_cancelled() {
-        dest.heartbeat.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        dest.heartbeat
+            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
         let paused = dest.paused_reason().is_some();
-        let limit = if paused { 1 } else { dest.sink.max_batch().max(1) };
+        let limit = if paused {
+            1
+        } else {
+            dest.sink.max_batch().max(1)
+        };
         let mut batch = match store.claim(&dest.name, &owner, limit, opts.lease).await {
             Ok(b) => b,
             Err(e) => {
@@ -46,10 +51,12 @@ pub(super) async fn run(
         }
         if batch.len() < limit && !opts.linger.is_zero() && !paused {
             // A short linger turns a trickle of single leads into fuller batches.
-            if !sleep_or_cancel(opts.linger, &cancel).await {
-                if let Ok(more) = store.claim(&dest.name, &owner, limit - batch.len(), opts.lease).await {
-                    batch.extend(more);
-                }
+            if !sleep_or_cancel(opts.linger, &cancel).await
+                && let Ok(more) = store
+                    .claim(&dest.name, &owner, limit - batch.len(), opts.lease)
+                    .await
+            {
+                batch.extend(more);
             }
         }
         tokio::select! {
@@ -72,18 +79,29 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
     }
 }
 
-async fn deliver(dest: &Destination, store: &dyn Store, opts: &EngineOptions, batch: Vec<Claimed>, rng: &mut SmallRng) {
+async fn deliver(
+    dest: &Destination,
+    store: &dyn Store,
+    opts: &EngineOptions,
+    batch: Vec<Claimed>,
+    rng: &mut SmallRng,
+) {
     let (records, mut settlements) = to_records(&batch);
-    let live: Vec<&Claimed> = batch.iter().filter(|c| records.iter().any(|r| r.delivery_id == c.id)).collect();
+    let live: Vec<&Claimed> = batch
+        .iter()
+        .filter(|c| records.iter().any(|r| r.delivery_id == c.id))
+        .collect();
     if !records.is_empty() {
-        metrics::histogram!("tandem_batch_size", "destination" => dest.name.clone()).record(records.len() as f64);
+        metrics::histogram!("tandem_batch_size", "destination" => dest.name.clone())
+            .record(records.len() as f64);
         match call(dest, opts, &records).await {
             Err(CallError::Permanent { .. }) if records.len() > 1 => {
                 tracing::warn!(destination = %dest.name, size = records.len(), "batch refused as a whole; retrying its records one by one");
                 for (claimed, record) in live.iter().zip(&records) {
                     dest.limiter.ready().await;
                     let single = call(dest, opts, std::slice::from_ref(record)).await;
-                    settlements.extend(consequences(dest, store, opts, &[*claimed], single, rng).await);
+                    settlements
+                        .extend(consequences(dest, store, opts, &[*claimed], single, rng).await);
                 }
             }
             result => settlements.extend(consequences(dest, store, opts, &live, result, rng).await),
@@ -108,22 +126,33 @@ fn to_records(batch: &[Claimed]) -> (Vec<SinkRecord>, Vec<Settlement>) {
     let mut dead = Vec::new();
     for c in batch {
         match serde_json::from_str::<BTreeMap<String, String>>(&c.payload) {
-            Ok(properties) => records.push(SinkRecord { delivery_id: c.id, properties }),
-            Err(e) => dead.push(Settlement::Dead { id: c.id, error: format!("stored payload is unreadable: {e}") }),
+            Ok(properties) => records.push(SinkRecord {
+                delivery_id: c.id,
+                properties,
+            }),
+            Err(e) => dead.push(Settlement::Dead {
+                id: c.id,
+                error: format!("stored payload is unreadable: {e}"),
+            }),
         }
     }
     (records, dead)
 }
 
-async fn call(dest: &Destination, opts: &EngineOptions, records: &[SinkRecord]) -> Result<BatchOutcome, CallError> {
+async fn call(
+    dest: &Destination,
+    opts: &EngineOptions,
+    records: &[SinkRecord],
+) -> Result<BatchOutcome, CallError> {
     let started = std::time::Instant::now();
-    let result = match tokio::time::timeout(opts.call_timeout, dest.sink.upsert_people(records)).await {
-        Ok(r) => r,
-        Err(_) => Err(CallError::Transient {
-            message: format!("no answer within {:?}", opts.call_timeout),
-            retry_after: None,
-        }),
-    };
+    let result =
+        match tokio::time::timeout(opts.call_timeout, dest.sink.upsert_people(records)).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Transient {
+                message: format!("no answer within {:?}", opts.call_timeout),
+                retry_after: None,
+            }),
+        };
     let label = match &result {
         Ok(_) => "ok",
         Err(CallError::Transient { .. }) => "transient",
@@ -135,7 +164,8 @@ async fn call(dest: &Destination, opts: &EngineOptions, records: &[SinkRecord]) 
     metrics::histogram!("tandem_vendor_call_seconds", "destination" => dest.name.clone())
         .record(started.elapsed().as_secs_f64());
     if let Err(CallError::RateLimited { .. }) = &result {
-        metrics::counter!("tandem_vendor_429_total", "destination" => dest.name.clone()).increment(1);
+        metrics::counter!("tandem_vendor_429_total", "destination" => dest.name.clone())
+            .increment(1);
     }
     result
 }
@@ -173,15 +203,29 @@ async fn consequences(
                 })
                 .collect()
         }
-        Err(CallError::Transient { message, retry_after }) => {
-            live.iter().map(|c| retry_or_give_up(opts, c, &message, retry_after, now, rng)).collect()
-        }
-        Err(CallError::RateLimited { message, retry_after }) => {
+        Err(CallError::Transient {
+            message,
+            retry_after,
+        }) => live
+            .iter()
+            .map(|c| retry_or_give_up(opts, c, &message, retry_after, now, rng))
+            .collect(),
+        Err(CallError::RateLimited {
+            message,
+            retry_after,
+        }) => {
             // Throttling is not the record's fault: hold the whole destination off, spend no attempt.
             dest.limiter.hold_off(retry_after);
             tracing::warn!(destination = %dest.name, retry_after_ms = retry_after.as_millis() as u64, "vendor rate limit hit; holding off");
             let at_ms = now + retry_after.as_millis() as i64;
-            live.iter().map(|c| Settlement::Retry { id: c.id, at_ms, error: message.clone(), refund: true }).collect()
+            live.iter()
+                .map(|c| Settlement::Retry {
+                    id: c.id,
+                    at_ms,
+                    error: message.clone(),
+                    refund: true,
+                })
+                .collect()
         }
         Err(CallError::Auth { status, message }) => {
             let reason = format!(
@@ -193,11 +237,22 @@ async fn consequences(
             set_pause(dest, store, Some(reason.clone())).await;
             dest.limiter.hold_off(opts.probe_interval);
             let at_ms = now + opts.probe_interval.as_millis() as i64;
-            live.iter().map(|c| Settlement::Retry { id: c.id, at_ms, error: reason.clone(), refund: true }).collect()
+            live.iter()
+                .map(|c| Settlement::Retry {
+                    id: c.id,
+                    at_ms,
+                    error: reason.clone(),
+                    refund: true,
+                })
+                .collect()
         }
-        Err(CallError::Permanent { message }) => {
-            live.iter().map(|c| Settlement::Dead { id: c.id, error: message.clone() }).collect()
-        }
+        Err(CallError::Permanent { message }) => live
+            .iter()
+            .map(|c| Settlement::Dead {
+                id: c.id,
+                error: message.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -222,12 +277,19 @@ fn retry_or_give_up(
 ) -> Settlement {
     let age = Duration::from_millis((now - c.created_at_ms).max(0) as u64);
     match opts.retry.next(c.attempts, age, retry_after, rng) {
-        Next::RetryIn(d) => {
-            Settlement::Retry { id: c.id, at_ms: now + d.as_millis() as i64, error: error.to_owned(), refund: false }
-        }
+        Next::RetryIn(d) => Settlement::Retry {
+            id: c.id,
+            at_ms: now + d.as_millis() as i64,
+            error: error.to_owned(),
+            refund: false,
+        },
         Next::GiveUp => Settlement::Dead {
             id: c.id,
-            error: format!("gave up after {} attempts over {}s; last error: {error}", c.attempts, age.as_secs()),
+            error: format!(
+                "gave up after {} attempts over {}s; last error: {error}",
+                c.attempts,
+                age.as_secs()
+            ),
         },
     }
 }

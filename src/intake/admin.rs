@@ -20,10 +20,15 @@ use crate::{
     store::{NewDelivery, sqlite::now_ms},
 };
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` when the caller may proceed, else the refusal to send.
+fn refuse(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let rt = state.runtime();
     let Some(token) = rt.config.daemon.admin_token.as_ref() else {
-        return Err(reply::error(StatusCode::NOT_FOUND, "admin_disabled", "the admin API is off: set daemon.admin_token"));
+        return Some(reply::error(
+            StatusCode::NOT_FOUND,
+            "admin_disabled",
+            "the admin API is off: set daemon.admin_token",
+        ));
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -32,20 +37,31 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         .unwrap_or("");
     let expected = token.expose_secret().as_bytes();
     if bool::from(given.as_bytes().ct_eq(expected)) && !expected.is_empty() {
-        Ok(())
+        None
     } else {
-        let mut r = reply::error(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required");
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-        Err(r)
+        let mut r = reply::error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        Some(r)
     }
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
-    reply::error(StatusCode::SERVICE_UNAVAILABLE, "store_error", e.to_string())
+    reply::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_error",
+        e.to_string(),
+    )
 }
 
 pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+    if let Some(r) = refuse(&state, &headers) {
         return r;
     }
     let store = &state.0.store;
@@ -67,11 +83,20 @@ pub struct DlqQuery {
     limit: Option<usize>,
 }
 
-pub async fn dead_letters(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<DlqQuery>) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<DlqQuery>,
+) -> Response {
+    if let Some(r) = refuse(&state, &headers) {
         return r;
     }
-    match state.0.store.dead_letters(q.destination, q.limit.unwrap_or(100).min(10_000)).await {
+    match state
+        .0
+        .store
+        .dead_letters(q.destination, q.limit.unwrap_or(100).min(10_000))
+        .await
+    {
         Ok(list) => Json(json!({ "dead_letters": list })).into_response(),
         Err(e) => internal(e),
     }
@@ -87,22 +112,34 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn ids(self) -> Result<Option<Vec<i64>>, Response> {
+    /// `Ok(None)` = all; `Err` = neither or both were given.
+    fn ids(self) -> Result<Option<Vec<i64>>, ()> {
         match (self.ids, self.all) {
             (Some(ids), false) => Ok(Some(ids)),
             (None, true) => Ok(None),
-            _ => Err(reply::error(StatusCode::BAD_REQUEST, "bad_selection", "send either {\"ids\": [...]} or {\"all\": true}")),
+            _ => Err(()),
         }
     }
 }
 
-pub async fn retry(State(state): State<AppState>, headers: HeaderMap, Json(sel): Json<Selection>) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+fn bad_selection() -> Response {
+    reply::error(
+        StatusCode::BAD_REQUEST,
+        "bad_selection",
+        "send either {\"ids\": [...]} or {\"all\": true}",
+    )
+}
+
+pub async fn retry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(sel): Json<Selection>,
+) -> Response {
+    if let Some(r) = refuse(&state, &headers) {
         return r;
     }
-    let ids = match sel.ids() {
-        Ok(ids) => ids,
-        Err(r) => return r,
+    let Ok(ids) = sel.ids() else {
+        return bad_selection();
     };
     match state.0.store.retry_dead(ids).await {
         Ok(n) => {
@@ -115,13 +152,16 @@ pub async fn retry(State(state): State<AppState>, headers: HeaderMap, Json(sel):
     }
 }
 
-pub async fn drop(State(state): State<AppState>, headers: HeaderMap, Json(sel): Json<Selection>) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+pub async fn drop(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(sel): Json<Selection>,
+) -> Response {
+    if let Some(r) = refuse(&state, &headers) {
         return r;
     }
-    let ids = match sel.ids() {
-        Ok(ids) => ids,
-        Err(r) => return r,
+    let Ok(ids) = sel.ids() else {
+        return bad_selection();
     };
     match state.0.store.drop_dead(ids).await {
         Ok(n) => Json(json!({ "dropped": n })).into_response(),
@@ -139,14 +179,22 @@ pub struct ReplayRequest {
 
 /// Re-sends every lead a flow's sources received since a point in time, mapped with the flow's
 /// current fields. Upserts are idempotent, so a replay updates; it never duplicates a contact.
-pub async fn replay(State(state): State<AppState>, headers: HeaderMap, Json(req): Json<ReplayRequest>) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+pub async fn replay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(req): Json<ReplayRequest>,
+) -> Response {
+    if let Some(r) = refuse(&state, &headers) {
         return r;
     }
     let rt = state.runtime();
     let Some(flow) = rt.flows.get(&req.flow).cloned() else {
         let known = rt.flows.keys().cloned().collect::<Vec<_>>().join(", ");
-        return reply::error(StatusCode::NOT_FOUND, "unknown_flow", format!("no flow named {:?}; flows: {known}", req.flow));
+        return reply::error(
+            StatusCode::NOT_FOUND,
+            "unknown_flow",
+            format!("no flow named {:?}; flows: {known}", req.flow),
+        );
     };
     let since_ms = match parse_since(&req.since) {
         Ok(ms) => ms,
@@ -186,6 +234,8 @@ pub fn parse_since(s: &str) -> Result<i64, String> {
     }
     match s.parse::<tandem_connectors::units::HumanDuration>() {
         Ok(d) => Ok(now_ms() - d.0.as_millis() as i64),
-        Err(_) => Err(format!("{s:?} is neither an RFC 3339 time (2026-11-01T00:00:00Z) nor a duration (24h, 7d)")),
+        Err(_) => Err(format!(
+            "{s:?} is neither an RFC 3339 time (2026-11-01T00:00:00Z) nor a duration (24h, 7d)"
+        )),
     }
 }

@@ -14,9 +14,30 @@ use crate::{
 
 /// Canonical lead fields a form may send by name (or map with `fields` templates).
 pub const CANONICAL_FIELDS: &[&str] = &[
-    "email", "phone", "first_name", "last_name", "company", "job_title", "country", "consent", "utm_source",
-    "utm_medium", "utm_campaign", "utm_term", "utm_content", "gclid", "gbraid", "wbraid", "fbclid", "li_fat_id",
-    "landing_url", "referrer", "form", "campaign_id", "campaign_name", "ad_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "company",
+    "job_title",
+    "country",
+    "consent",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "fbclid",
+    "li_fat_id",
+    "landing_url",
+    "referrer",
+    "form",
+    "campaign_id",
+    "campaign_name",
+    "ad_id",
 ];
 
 /// The longest value tandem accepts in one canonical field; longer is a broken form, not a lead.
@@ -32,7 +53,10 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(field: &str, reason: impl Into<String>) -> Self {
-        FieldError { field: field.to_owned(), reason: reason.into() }
+        FieldError {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -44,10 +68,19 @@ pub fn build_lead(
     submission: Submission,
     captured_at: String,
 ) -> Result<Lead, FieldError> {
-    let ctx = Value::Object(submission.fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
-    let mapped = templates
-        .render(&ctx)
-        .map_err(|e| FieldError::new(&e.field, format!("the connector's field template failed: {}", e.message)))?;
+    let ctx = Value::Object(
+        submission
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    let mapped = templates.render(&ctx).map_err(|e| {
+        FieldError::new(
+            &e.field,
+            format!("the connector's field template failed: {}", e.message),
+        )
+    })?;
     let mut fields = submission.fields;
     let mut take = |name: &str| -> Result<Option<String>, FieldError> {
         let direct = fields.remove(name);
@@ -59,18 +92,27 @@ pub fn build_lead(
             Some(Value::String(s)) => Ok(Some(s)),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(Value::Array(items)) if items.iter().all(|i| i.is_string()) => {
-                Ok(Some(items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")))
-            }
+            Some(Value::Array(items)) if items.iter().all(|i| i.is_string()) => Ok(Some(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
             Some(_) => Err(FieldError::new(name, "must be a string, number or boolean")),
         }
-        .and_then(|v| match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
-            Some(s) if s.len() > MAX_FIELD_LEN => {
-                Err(FieldError::new(name, format!("is longer than {MAX_FIELD_LEN} bytes")))
-            }
-            Some(s) if s.contains('\0') => Err(FieldError::new(name, "contains a NUL character")),
-            other => Ok(other),
-        })
+        .and_then(
+            |v| match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+                Some(s) if s.len() > MAX_FIELD_LEN => Err(FieldError::new(
+                    name,
+                    format!("is longer than {MAX_FIELD_LEN} bytes"),
+                )),
+                Some(s) if s.contains('\0') => {
+                    Err(FieldError::new(name, "contains a NUL character"))
+                }
+                other => Ok(other),
+            },
+        )
     };
     let mut values: BTreeMap<&str, String> = BTreeMap::new();
     for name in CANONICAL_FIELDS {
@@ -81,7 +123,9 @@ pub fn build_lead(
     let mut custom: BTreeMap<String, Value> = fields.into_iter().collect();
 
     let email = match values.remove("email") {
-        Some(raw) => Some(identity::normalize_email(&raw).map_err(|e| FieldError::new("email", e.to_string()))?),
+        Some(raw) => Some(
+            identity::normalize_email(&raw).map_err(|e| FieldError::new("email", e.to_string()))?,
+        ),
         None => None,
     };
     let phone = match values.remove("phone") {
@@ -99,7 +143,10 @@ pub fn build_lead(
         },
     };
     if email.is_none() && phone.is_none() {
-        return Err(FieldError::new("email", "a lead needs an email address or a phone number"));
+        return Err(FieldError::new(
+            "email",
+            "a lead needs an email address or a phone number",
+        ));
     }
 
     let mut v = |name: &str| values.remove(name);
@@ -140,7 +187,11 @@ pub fn build_lead(
 
 /// utm_* and click ids the form did not send, taken from the landing page's query string.
 fn fill_from_landing_url(tp: &mut Touchpoint) {
-    let Some(url) = tp.landing_url.as_deref().and_then(|u| reqwest::Url::parse(u).ok()) else {
+    let Some(url) = tp
+        .landing_url
+        .as_deref()
+        .and_then(|u| reqwest::Url::parse(u).ok())
+    else {
         return;
     };
     for (k, val) in url.query_pairs() {
@@ -170,7 +221,9 @@ mod tests {
     use super::*;
 
     fn submission(v: Value) -> Submission {
-        Submission { fields: v.as_object().unwrap().clone().into_iter().collect() }
+        Submission {
+            fields: v.as_object().unwrap().clone().into_iter().collect(),
+        }
     }
 
     fn no_templates() -> FieldTemplates {
@@ -202,29 +255,52 @@ mod tests {
     fn templates_map_a_forms_own_names() {
         let t = FieldTemplates::compile(&BTreeMap::from([
             ("email".to_string(), "{{ your_email }}".to_string()),
-            ("first_name".to_string(), "{{ name | split | first }}".to_string()),
+            (
+                "first_name".to_string(),
+                "{{ name | split | first }}".to_string(),
+            ),
         ]))
         .unwrap();
-        let lead = build_lead("web", &t, None, submission(json!({"your_email": "b@x.co", "name": "Bo Li"})), "t".into())
-            .unwrap();
+        let lead = build_lead(
+            "web",
+            &t,
+            None,
+            submission(json!({"your_email": "b@x.co", "name": "Bo Li"})),
+            "t".into(),
+        )
+        .unwrap();
         assert_eq!(lead.email.as_deref(), Some("b@x.co"));
         assert_eq!(lead.first_name.as_deref(), Some("Bo"));
     }
 
     #[test]
     fn bad_fields_are_named() {
-        let err = |v: Value| build_lead("web", &no_templates(), None, submission(v), "t".into()).unwrap_err();
+        let err = |v: Value| {
+            build_lead("web", &no_templates(), None, submission(v), "t".into()).unwrap_err()
+        };
         assert_eq!(err(json!({"email": "not-an-email"})).field, "email");
         assert_eq!(err(json!({"first_name": "x"})).field, "email");
         assert_eq!(err(json!({"email": {"a": 1}})).field, "email");
         assert_eq!(err(json!({"phone": "12345"})).field, "phone");
-        assert_eq!(err(json!({"email": "a@b.co", "company": "x".repeat(5000)})).field, "company");
+        assert_eq!(
+            err(json!({"email": "a@b.co", "company": "x".repeat(5000)})).field,
+            "company"
+        );
     }
 
     #[test]
     fn an_unparseable_phone_next_to_a_good_email_is_kept_not_refused() {
-        let lead = build_lead("web", &no_templates(), None, submission(json!({"email": "a@b.co", "phone": "555"})), "t".into())
-            .unwrap();
-        assert_eq!((lead.phone, &lead.custom["phone_unparsed"]), (None, &json!("555")));
+        let lead = build_lead(
+            "web",
+            &no_templates(),
+            None,
+            submission(json!({"email": "a@b.co", "phone": "555"})),
+            "t".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            (lead.phone, &lead.custom["phone_unparsed"]),
+            (None, &json!("555"))
+        );
     }
 }

@@ -39,7 +39,12 @@ pub struct Shared {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, runtime: Arc<Runtime>, wakers: Arc<Wakers>, metrics: PrometheusHandle) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Arc<Runtime>,
+        wakers: Arc<Wakers>,
+        metrics: PrometheusHandle,
+    ) -> Self {
         AppState(Arc::new(Shared {
             store,
             runtime: RwLock::new(runtime),
@@ -50,7 +55,11 @@ impl AppState {
     }
 
     pub fn runtime(&self) -> Arc<Runtime> {
-        self.0.runtime.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .runtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn swap_runtime(&self, runtime: Arc<Runtime>) {
@@ -69,7 +78,10 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let timeout = state.runtime().config.daemon.limits.request_timeout.0;
     Router::new()
-        .route("/hooks/{connector}", post(hooks::receive).get(hooks::handshake))
+        .route(
+            "/hooks/{connector}",
+            post(hooks::receive).get(hooks::handshake),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

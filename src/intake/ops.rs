@@ -29,7 +29,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(status) = state.0.store.status().await {
         for d in status {
-            let labels = [("destination", d.destination.clone()), ("flow", d.flow.clone())];
+            let labels = [
+                ("destination", d.destination.clone()),
+                ("flow", d.flow.clone()),
+            ];
             metrics::gauge!("tandem_queue_pending", &labels).set(d.pending as f64);
             metrics::gauge!("tandem_queue_in_flight", &labels).set(d.in_flight as f64);
             metrics::gauge!("tandem_queue_dead", &labels).set(d.dead as f64);
@@ -38,5 +41,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
     }
     state.0.metrics.run_upkeep();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.0.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.0.metrics.render(),
+    )
+        .into_response()
 }

@@ -9,7 +9,11 @@ use serde_json::json;
 
 /// `{"error": code, "message": ...}` (+ `"field"` when one field is to blame).
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": code, "message": message.into() }))).into_response()
+    (
+        status,
+        Json(json!({ "error": code, "message": message.into() })),
+    )
+        .into_response()
 }
 
 pub fn field_error(field: &str, message: impl Into<String>) -> Response {
@@ -20,7 +24,8 @@ pub fn field_error(field: &str, message: impl Into<String>) -> Response {
 /// 503 with `Retry-After`, for overload and shutdown.
 pub fn unavailable(message: impl Into<String>, retry_after_secs: u32) -> Response {
     let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
     r
 }
 

@@ -41,7 +41,13 @@ pub trait Store: Send + Sync {
     /// Claims up to `limit` due deliveries for `destination` under a lease held by `owner`: at most
     /// one per person, and only each person's oldest unfinished delivery (so order is kept). Rows
     /// whose lease expired (a crashed worker) are due again.
-    async fn claim(&self, destination: &str, owner: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
+    async fn claim(
+        &self,
+        destination: &str,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError>;
 
     /// Records what happened to claimed deliveries, all in one transaction.
     async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), StoreError>;
@@ -58,13 +64,21 @@ pub trait Store: Send + Sync {
     async fn enqueue(&self, deliveries: Vec<NewDelivery>) -> Result<usize, StoreError>;
 
     /// Leads from `sources` received at or after `since_ms`, oldest first (replay).
-    async fn leads_since(&self, sources: Vec<String>, since_ms: i64) -> Result<Vec<StoredLead>, StoreError>;
+    async fn leads_since(
+        &self,
+        sources: Vec<String>,
+        since_ms: i64,
+    ) -> Result<Vec<StoredLead>, StoreError>;
 
     /// Queue figures per destination.
     async fn status(&self) -> Result<Vec<DestinationStatus>, StoreError>;
 
     /// Dead letters, newest first, optionally for one destination.
-    async fn dead_letters(&self, destination: Option<String>, limit: usize) -> Result<Vec<DeadLetter>, StoreError>;
+    async fn dead_letters(
+        &self,
+        destination: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
 
     /// Puts dead letters back in the queue with a fresh attempt budget. `None` = all.
     async fn retry_dead(&self, ids: Option<Vec<i64>>) -> Result<usize, StoreError>;
@@ -73,7 +87,11 @@ pub trait Store: Send + Sync {
     async fn drop_dead(&self, ids: Option<Vec<i64>>) -> Result<usize, StoreError>;
 
     /// The id `connector` gave this person, if any delivery there succeeded.
-    async fn remote_id(&self, person_id: i64, connector: &str) -> Result<Option<String>, StoreError>;
+    async fn remote_id(
+        &self,
+        person_id: i64,
+        connector: &str,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Records (or clears, with `None`) why a connector is paused, so `status` can say so.
     async fn set_paused(&self, connector: &str, reason: Option<String>) -> Result<(), StoreError>;

@@ -86,7 +86,12 @@ pub enum Settlement {
     Done { id: i64, remote_id: Option<String> },
     /// Try again at `at_ms`. `refund` gives the attempt back (throttling and auth pauses are not
     /// the record's fault and must not burn its retry budget).
-    Retry { id: i64, at_ms: i64, error: String, refund: bool },
+    Retry {
+        id: i64,
+        at_ms: i64,
+        error: String,
+        refund: bool,
+    },
     /// Give up: the destination refused it for good, or the retry budget is spent.
     Dead { id: i64, error: String },
 }

@@ -21,7 +21,12 @@ pub const TOKEN: &str = "sandbox-token";
 pub const SECRET: &str = "whsec-test-secret";
 
 /// The config every test starts from; `extra` is appended (more connectors, overrides).
-pub fn config_text(hubspot_url: &str, state: &std::path::Path, daemon_extra: &str, extra: &str) -> String {
+pub fn config_text(
+    hubspot_url: &str,
+    state: &std::path::Path,
+    daemon_extra: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"
 [daemon]
@@ -79,12 +84,25 @@ impl Harness {
     }
 
     pub async fn start_with(options: SandboxOptions, daemon_extra: &str, extra: &str) -> Harness {
-        let sandbox = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), options).await.expect("sandbox starts");
+        let sandbox = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), options)
+            .await
+            .expect("sandbox starts");
         let dir = tempfile::tempdir().expect("tempdir");
-        let text = config_text(&sandbox.base_url(), &dir.path().join("tandem.db"), daemon_extra, extra);
-        let config = Config::from_str_at(&text, &dir.path().join("tandem.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let text = config_text(
+            &sandbox.base_url(),
+            &dir.path().join("tandem.db"),
+            daemon_extra,
+            extra,
+        );
+        let config = Config::from_str_at(&text, &dir.path().join("tandem.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
         let daemon = Daemon::start(config).await.expect("daemon starts");
-        Harness { sandbox, daemon: Some(daemon), dir, http: reqwest::Client::new() }
+        Harness {
+            sandbox,
+            daemon: Some(daemon),
+            dir,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn daemon(&self) -> &Daemon {
@@ -97,7 +115,13 @@ impl Harness {
 
     /// POSTs a JSON lead to `/hooks/website` and returns (status, body).
     pub async fn post_lead(&self, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.url("/hooks/website")).json(&body).send().await.expect("request");
+        let r = self
+            .http
+            .post(self.url("/hooks/website"))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -110,7 +134,9 @@ impl Harness {
     pub async fn drain(&self, within: Duration) -> Vec<DestinationStatus> {
         wait_until(within, "the queue to drain", || async {
             let s = self.status().await;
-            s.iter().all(|d| d.pending == 0 && d.in_flight == 0).then_some(s)
+            s.iter()
+                .all(|d| d.pending == 0 && d.in_flight == 0)
+                .then_some(s)
         })
         .await
     }
@@ -131,7 +157,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -15,38 +15,62 @@ pub struct TandemProcess {
 
 /// A loopback port that was free a moment ago (the daemon binds it with SO_REUSEADDR).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub fn tandem(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    c.args(args).env_remove("TANDEM_CONFIG").env_remove("NOTIFY_SOCKET").env("RUST_LOG", "info");
+    c.args(args)
+        .env_remove("TANDEM_CONFIG")
+        .env_remove("NOTIFY_SOCKET")
+        .env("RUST_LOG", "info");
     c
 }
 
 impl TandemProcess {
     /// Starts `tandem run --config PATH` and waits until /readyz answers 200.
     pub async fn start(config: &Path, addr: std::net::SocketAddr, log: &Path) -> TandemProcess {
-        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
         let child = tandem(&["run", "--config", config.to_str().expect("utf-8 path")])
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("spawn tandem");
-        let p = TandemProcess { child, addr, log: log.to_owned() };
+        let p = TandemProcess {
+            child,
+            addr,
+            log: log.to_owned(),
+        };
         let http = reqwest::Client::new();
         let url = format!("http://{addr}/readyz");
         super::wait_until(Duration::from_secs(20), "tandem to become ready", || {
             let http = http.clone();
             let url = url.clone();
-            async move { http.get(&url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status() == 200)
+                    .map(|_| ())
+            }
         })
         .await;
         p
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().expect("kill");
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         assert!(ok.success(), "kill -{sig} failed");
     }
 
@@ -65,7 +89,10 @@ impl TandemProcess {
             }
             if std::time::Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("tandem did not exit within {within:?}; log:\n{}", self.log_text());
+                panic!(
+                    "tandem did not exit within {within:?}; log:\n{}",
+                    self.log_text()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -20,7 +20,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{
-    Claimed, DeadLetter, DestinationStatus, Ingested, NewDelivery, NewLead, Settlement, Store, StoreError, StoredLead,
+    Claimed, DeadLetter, DestinationStatus, Ingested, NewDelivery, NewLead, Settlement, Store,
+    StoreError, StoredLead,
 };
 
 pub use schema::CURRENT_VERSION;
@@ -38,7 +39,9 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { max_pending_writes: 10_000 }
+        SqliteOptions {
+            max_pending_writes: 10_000,
+        }
     }
 }
 
@@ -56,8 +59,9 @@ impl SqliteStore {
     /// migrates, and starts the writer.
     pub fn open(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let lock = lock_state(path)?;
         // Create the file ourselves so it is 0600 from its first byte; SQLite gives the WAL and
@@ -67,7 +71,9 @@ impl SqliteStore {
             .append(true)
             .mode(0o600)
             .open(path)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", path.display())))?;
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
+            })?;
         let mut conn = Connection::open(path)?;
         configure(&conn)?;
         schema::migrate(&mut conn)?;
@@ -86,7 +92,10 @@ impl SqliteStore {
     /// fail with [`StoreError::ReadOnly`].
     pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
         if !path.exists() {
-            return Err(StoreError::Unavailable(format!("no state database at {}", path.display())));
+            return Err(StoreError::Unavailable(format!(
+                "no state database at {}",
+                path.display()
+            )));
         }
         Ok(SqliteStore {
             path: path.to_owned(),
@@ -110,7 +119,9 @@ impl SqliteStore {
 
     /// Commits so far (each is one fsync'd group).
     pub fn commit_groups(&self) -> i64 {
-        self.writer.as_ref().map_or(0, |w| w.groups.load(Ordering::Relaxed))
+        self.writer
+            .as_ref()
+            .map_or(0, |w| w.groups.load(Ordering::Relaxed))
     }
 
     async fn write<T, F>(&self, shed: bool, f: F) -> Result<T, StoreError>
@@ -131,7 +142,10 @@ impl SqliteStore {
         let path = self.path.clone();
         let read_only = self.read_only;
         tokio::task::spawn_blocking(move || {
-            let pooled = pool.lock().map_err(|_| StoreError::Unavailable("reader pool poisoned".into()))?.pop();
+            let pooled = pool
+                .lock()
+                .map_err(|_| StoreError::Unavailable("reader pool poisoned".into()))?
+                .pop();
             let conn = match pooled {
                 Some(c) => c,
                 None => open_reader(&path, read_only)?,
@@ -191,62 +205,98 @@ fn lock_state(db: &Path) -> Result<File, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, lead: NewLead) -> Result<Ingested, StoreError> {
-        self.write(true, move |c| queries::ingest(c, &lead, now_ms())).await
-    }
-
-    async fn claim(&self, destination: &str, owner: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>, StoreError> {
-        let (destination, owner) = (destination.to_owned(), owner.to_owned());
-        let lease_ms = lease.as_millis() as i64;
-        self.write(false, move |c| queries::claim(c, &destination, &owner, limit, lease_ms, now_ms()))
+        self.write(true, move |c| queries::ingest(c, &lead, now_ms()))
             .await
     }
 
+    async fn claim(
+        &self,
+        destination: &str,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let (destination, owner) = (destination.to_owned(), owner.to_owned());
+        let lease_ms = lease.as_millis() as i64;
+        self.write(false, move |c| {
+            queries::claim(c, &destination, &owner, limit, lease_ms, now_ms())
+        })
+        .await
+    }
+
     async fn settle(&self, settlements: Vec<Settlement>) -> Result<(), StoreError> {
-        self.write(false, move |c| queries::settle(c, &settlements, now_ms())).await
+        self.write(false, move |c| queries::settle(c, &settlements, now_ms()))
+            .await
     }
 
     async fn release_owner(&self, owner: &str) -> Result<usize, StoreError> {
         let owner = owner.to_owned();
-        self.write(false, move |c| queries::release(c, Some(&owner), true, now_ms())).await
+        self.write(false, move |c| {
+            queries::release(c, Some(&owner), true, now_ms())
+        })
+        .await
     }
 
     async fn release_all_leases(&self) -> Result<usize, StoreError> {
-        self.write(false, move |c| queries::release(c, None, false, now_ms())).await
+        self.write(false, move |c| queries::release(c, None, false, now_ms()))
+            .await
     }
 
     async fn enqueue(&self, deliveries: Vec<NewDelivery>) -> Result<usize, StoreError> {
-        self.write(false, move |c| queries::enqueue(c, &deliveries, now_ms())).await
+        self.write(false, move |c| queries::enqueue(c, &deliveries, now_ms()))
+            .await
     }
 
-    async fn leads_since(&self, sources: Vec<String>, since_ms: i64) -> Result<Vec<StoredLead>, StoreError> {
-        self.read(move |c| queries::leads_since(c, &sources, since_ms)).await
+    async fn leads_since(
+        &self,
+        sources: Vec<String>,
+        since_ms: i64,
+    ) -> Result<Vec<StoredLead>, StoreError> {
+        self.read(move |c| queries::leads_since(c, &sources, since_ms))
+            .await
     }
 
     async fn status(&self) -> Result<Vec<DestinationStatus>, StoreError> {
         self.read(move |c| queries::status(c, now_ms())).await
     }
 
-    async fn dead_letters(&self, destination: Option<String>, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
-        self.read(move |c| queries::dead_letters(c, destination.as_deref(), limit)).await
+    async fn dead_letters(
+        &self,
+        destination: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.read(move |c| queries::dead_letters(c, destination.as_deref(), limit))
+            .await
     }
 
     async fn retry_dead(&self, ids: Option<Vec<i64>>) -> Result<usize, StoreError> {
-        self.write(false, move |c| queries::retry_dead(c, ids.as_deref(), now_ms())).await
+        self.write(false, move |c| {
+            queries::retry_dead(c, ids.as_deref(), now_ms())
+        })
+        .await
     }
 
     async fn drop_dead(&self, ids: Option<Vec<i64>>) -> Result<usize, StoreError> {
-        self.write(false, move |c| queries::drop_dead(c, ids.as_deref())).await
+        self.write(false, move |c| queries::drop_dead(c, ids.as_deref()))
+            .await
     }
 
-    async fn remote_id(&self, person_id: i64, connector: &str) -> Result<Option<String>, StoreError> {
+    async fn remote_id(
+        &self,
+        person_id: i64,
+        connector: &str,
+    ) -> Result<Option<String>, StoreError> {
         let connector = connector.to_owned();
-        self.read(move |c| queries::remote_id(c, person_id, &connector)).await
+        self.read(move |c| queries::remote_id(c, person_id, &connector))
+            .await
     }
 
     async fn set_paused(&self, connector: &str, reason: Option<String>) -> Result<(), StoreError> {
         let connector = connector.to_owned();
-        self.write(false, move |c| queries::set_paused(c, &connector, reason.as_deref(), now_ms()))
-            .await
+        self.write(false, move |c| {
+            queries::set_paused(c, &connector, reason.as_deref(), now_ms())
+        })
+        .await
     }
 
     async fn paused(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -254,6 +304,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.write(true, |c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+        self.write(true, |c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
     }
 }

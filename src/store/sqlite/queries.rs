@@ -5,8 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
-    Claimed, DeadLetter, DestinationStatus, Ingested, NewDelivery, NewLead, PersonKey, Settlement, StoreError,
-    StoredLead,
+    Claimed, DeadLetter, DestinationStatus, Ingested, NewDelivery, NewLead, PersonKey, Settlement,
+    StoreError, StoredLead,
 };
 
 pub(super) fn ingest(conn: &Connection, lead: &NewLead, now: i64) -> Result<Ingested, StoreError> {
@@ -19,14 +19,25 @@ pub(super) fn ingest(conn: &Connection, lead: &NewLead, now: i64) -> Result<Inge
             )
             .optional()?;
         if let Some(lead_id) = existing {
-            return Ok(Ingested { lead_id, duplicate: true });
+            return Ok(Ingested {
+                lead_id,
+                duplicate: true,
+            });
         }
     }
     let person_id = resolve_person(conn, &lead.person, now)?;
     conn.execute(
         "INSERT INTO leads (id, source, person_id, received_at, lead_json, raw_body, content_type)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![lead.id, lead.source, person_id, lead.received_at_ms, lead.lead_json, lead.raw_body, lead.content_type],
+        params![
+            lead.id,
+            lead.source,
+            person_id,
+            lead.received_at_ms,
+            lead.lead_json,
+            lead.raw_body,
+            lead.content_type
+        ],
     )?;
     if let Some(key) = &lead.idempotency_key {
         conn.execute(
@@ -39,9 +50,19 @@ pub(super) fn ingest(conn: &Connection, lead: &NewLead, now: i64) -> Result<Inge
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
     )?;
     for d in &lead.deliveries {
-        insert.execute(params![lead.id, person_id, d.flow, d.destination, d.payload, now])?;
+        insert.execute(params![
+            lead.id,
+            person_id,
+            d.flow,
+            d.destination,
+            d.payload,
+            now
+        ])?;
     }
-    Ok(Ingested { lead_id: lead.id.clone(), duplicate: false })
+    Ok(Ingested {
+        lead_id: lead.id.clone(),
+        duplicate: false,
+    })
 }
 
 /// Finds the person by their strongest identifier (email, else phone, else the source's id), or
@@ -52,19 +73,32 @@ fn resolve_person(conn: &Connection, key: &PersonKey, now: i64) -> Result<i64, S
         (Some(e), _, _) => ("email", e),
         (None, Some(p), _) => ("phone", p),
         (None, None, Some(s)) => ("source_key", s),
-        (None, None, None) => return Err(StoreError::Corrupt("a lead needs an email, a phone or a source id".into())),
+        (None, None, None) => {
+            return Err(StoreError::Corrupt(
+                "a lead needs an email, a phone or a source id".into(),
+            ));
+        }
     };
     let found: Option<i64> = conn
-        .query_row(&format!("SELECT id FROM people WHERE {column} = ?1"), [value], |r| r.get(0))
+        .query_row(
+            &format!("SELECT id FROM people WHERE {column} = ?1"),
+            [value],
+            |r| r.get(0),
+        )
         .optional()?;
     let id = match found {
         Some(id) => {
-            conn.execute("UPDATE people SET updated_at = ?2 WHERE id = ?1", params![id, now])?;
+            conn.execute(
+                "UPDATE people SET updated_at = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
             id
         }
         None => {
             conn.execute(
-                &format!("INSERT INTO people ({column}, created_at, updated_at) VALUES (?1, ?2, ?2)"),
+                &format!(
+                    "INSERT INTO people ({column}, created_at, updated_at) VALUES (?1, ?2, ?2)"
+                ),
                 params![value, now],
             )?;
             conn.last_insert_rowid()
@@ -109,24 +143,31 @@ pub(super) fn claim(
         RETURNING id, lead_id, person_id, flow, destination, payload, attempts, created_at",
     )?;
     let mut rows = stmt
-        .query_map(params![destination, owner, now + lease_ms, now, limit as i64], |r| {
-            Ok(Claimed {
-                id: r.get(0)?,
-                lead_id: r.get(1)?,
-                person_id: r.get(2)?,
-                flow: r.get(3)?,
-                destination: r.get(4)?,
-                payload: r.get(5)?,
-                attempts: r.get(6)?,
-                created_at_ms: r.get(7)?,
-            })
-        })?
+        .query_map(
+            params![destination, owner, now + lease_ms, now, limit as i64],
+            |r| {
+                Ok(Claimed {
+                    id: r.get(0)?,
+                    lead_id: r.get(1)?,
+                    person_id: r.get(2)?,
+                    flow: r.get(3)?,
+                    destination: r.get(4)?,
+                    payload: r.get(5)?,
+                    attempts: r.get(6)?,
+                    created_at_ms: r.get(7)?,
+                })
+            },
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     rows.sort_by_key(|c| c.id);
     Ok(rows)
 }
 
-pub(super) fn settle(conn: &Connection, settlements: &[Settlement], now: i64) -> Result<(), StoreError> {
+pub(super) fn settle(
+    conn: &Connection,
+    settlements: &[Settlement],
+    now: i64,
+) -> Result<(), StoreError> {
     for s in settlements {
         match s {
             Settlement::Done { id, remote_id } => {
@@ -146,7 +187,12 @@ pub(super) fn settle(conn: &Connection, settlements: &[Settlement], now: i64) ->
                     .execute(params![id, remote_id, now])?;
                 }
             }
-            Settlement::Retry { id, at_ms, error, refund } => {
+            Settlement::Retry {
+                id,
+                at_ms,
+                error,
+                refund,
+            } => {
                 conn.prepare_cached(
                     "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, last_error = ?3,
                             attempts = max(0, attempts - ?4), lease_owner = NULL, lease_until = NULL
@@ -169,7 +215,12 @@ pub(super) fn settle(conn: &Connection, settlements: &[Settlement], now: i64) ->
 
 /// Returns leased rows to the queue. `refund` gives the attempt back: right for a graceful
 /// release (the vendor never saw the row), wrong after a crash (it may have).
-pub(super) fn release(conn: &Connection, owner: Option<&str>, refund: bool, now: i64) -> Result<usize, StoreError> {
+pub(super) fn release(
+    conn: &Connection,
+    owner: Option<&str>,
+    refund: bool,
+    now: i64,
+) -> Result<usize, StoreError> {
     Ok(conn.execute(
         "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
                 attempts = max(0, attempts - ?3)
@@ -178,18 +229,33 @@ pub(super) fn release(conn: &Connection, owner: Option<&str>, refund: bool, now:
     )?)
 }
 
-pub(super) fn enqueue(conn: &Connection, deliveries: &[NewDelivery], now: i64) -> Result<usize, StoreError> {
+pub(super) fn enqueue(
+    conn: &Connection,
+    deliveries: &[NewDelivery],
+    now: i64,
+) -> Result<usize, StoreError> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO outbox (lead_id, person_id, flow, destination, payload, state, created_at, next_attempt_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6)",
     )?;
     for d in deliveries {
-        insert.execute(params![d.lead_id, d.person_id, d.flow, d.destination, d.payload, now])?;
+        insert.execute(params![
+            d.lead_id,
+            d.person_id,
+            d.flow,
+            d.destination,
+            d.payload,
+            now
+        ])?;
     }
     Ok(deliveries.len())
 }
 
-pub(super) fn leads_since(conn: &Connection, sources: &[String], since_ms: i64) -> Result<Vec<StoredLead>, StoreError> {
+pub(super) fn leads_since(
+    conn: &Connection,
+    sources: &[String],
+    since_ms: i64,
+) -> Result<Vec<StoredLead>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, source, person_id, received_at, lead_json FROM leads
           WHERE source = ?1 AND received_at >= ?2 ORDER BY received_at, id",
@@ -264,22 +330,41 @@ pub(super) fn dead_letters(
 }
 
 /// A retried dead letter gets a fresh attempt and age budget: it is due now, as if new.
-pub(super) fn retry_dead(conn: &Connection, ids: Option<&[i64]>, now: i64) -> Result<usize, StoreError> {
-    let sql = "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2, created_at = ?2,
+pub(super) fn retry_dead(
+    conn: &Connection,
+    ids: Option<&[i64]>,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let sql =
+        "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2, created_at = ?2,
                       finished_at = NULL
                 WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)";
     for_ids(conn, sql, ids, now)
 }
 
 pub(super) fn drop_dead(conn: &Connection, ids: Option<&[i64]>) -> Result<usize, StoreError> {
-    for_ids(conn, "DELETE FROM outbox WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)", ids, 0)
+    for_ids(
+        conn,
+        "DELETE FROM outbox WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)",
+        ids,
+        0,
+    )
 }
 
-fn for_ids(conn: &Connection, sql: &str, ids: Option<&[i64]>, now: i64) -> Result<usize, StoreError> {
+fn for_ids(
+    conn: &Connection,
+    sql: &str,
+    ids: Option<&[i64]>,
+    now: i64,
+) -> Result<usize, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let takes_now = stmt.parameter_count() == 2;
     let mut run = |id: Option<i64>| -> Result<usize, StoreError> {
-        Ok(if takes_now { stmt.execute(params![id, now])? } else { stmt.execute(params![id])? })
+        Ok(if takes_now {
+            stmt.execute(params![id, now])?
+        } else {
+            stmt.execute(params![id])?
+        })
     };
     match ids {
         None => run(None),
@@ -287,7 +372,11 @@ fn for_ids(conn: &Connection, sql: &str, ids: Option<&[i64]>, now: i64) -> Resul
     }
 }
 
-pub(super) fn remote_id(conn: &Connection, person_id: i64, connector: &str) -> Result<Option<String>, StoreError> {
+pub(super) fn remote_id(
+    conn: &Connection,
+    person_id: i64,
+    connector: &str,
+) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT remote_id FROM person_remote_ids WHERE person_id = ?1 AND connector = ?2",
@@ -297,7 +386,12 @@ pub(super) fn remote_id(conn: &Connection, person_id: i64, connector: &str) -> R
         .optional()?)
 }
 
-pub(super) fn set_paused(conn: &Connection, connector: &str, reason: Option<&str>, now: i64) -> Result<(), StoreError> {
+pub(super) fn set_paused(
+    conn: &Connection,
+    connector: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO connector_state (connector, paused, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (connector) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
@@ -307,8 +401,9 @@ pub(super) fn set_paused(conn: &Connection, connector: &str, reason: Option<&str
 }
 
 pub(super) fn paused(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT connector, paused FROM connector_state WHERE paused IS NOT NULL ORDER BY connector")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT connector, paused FROM connector_state WHERE paused IS NOT NULL ORDER BY connector",
+    )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

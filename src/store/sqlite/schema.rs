@@ -106,10 +106,15 @@ mod tests {
         assert_eq!(migrate(&mut conn).unwrap(), CURRENT_VERSION);
         assert_eq!(migrate(&mut conn).unwrap(), CURRENT_VERSION);
         let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(tables, 7);
-        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
+            .unwrap();
         assert!(matches!(migrate(&mut conn), Err(StoreError::Corrupt(_))));
     }
 }

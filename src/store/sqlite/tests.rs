@@ -17,11 +17,18 @@ fn lead(id: &str, email: &str, destinations: &[&str]) -> NewLead {
         lead_json: format!(r#"{{"email":"{email}"}}"#),
         raw_body: b"raw".to_vec(),
         content_type: Some("application/json".into()),
-        person: PersonKey { email: Some(email.into()), ..Default::default() },
+        person: PersonKey {
+            email: Some(email.into()),
+            ..Default::default()
+        },
         idempotency_key: None,
         deliveries: destinations
             .iter()
-            .map(|d| LeadDelivery { flow: "f".into(), destination: (*d).into(), payload: "{}".into() })
+            .map(|d| LeadDelivery {
+                flow: "f".into(),
+                destination: (*d).into(),
+                payload: "{}".into(),
+            })
             .collect(),
     }
 }
@@ -34,15 +41,38 @@ async fn ingest_stores_once_per_idempotency_key_and_reuses_people() {
     let s = open(&dir);
     let mut a = lead("L1", "a@x.co", &["crm"]);
     a.idempotency_key = Some("k1".into());
-    assert_eq!(s.ingest(a.clone()).await.unwrap(), Ingested { lead_id: "L1".into(), duplicate: false });
+    assert_eq!(
+        s.ingest(a.clone()).await.unwrap(),
+        Ingested {
+            lead_id: "L1".into(),
+            duplicate: false
+        }
+    );
     let mut again = lead("L2", "a@x.co", &["crm"]);
     again.idempotency_key = Some("k1".into());
-    assert_eq!(s.ingest(again).await.unwrap(), Ingested { lead_id: "L1".into(), duplicate: true });
+    assert_eq!(
+        s.ingest(again).await.unwrap(),
+        Ingested {
+            lead_id: "L1".into(),
+            duplicate: true
+        }
+    );
     s.ingest(lead("L3", "a@x.co", &["crm"])).await.unwrap();
     let leads = s.leads_since(vec!["web".into()], 0).await.unwrap();
-    assert_eq!(leads.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["L1", "L3"]);
-    assert_eq!(leads[0].person_id, leads[1].person_id, "same email, same person");
-    assert!(s.leads_since(vec!["other".into()], 0).await.unwrap().is_empty());
+    assert_eq!(
+        leads.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        ["L1", "L3"]
+    );
+    assert_eq!(
+        leads[0].person_id, leads[1].person_id,
+        "same email, same person"
+    );
+    assert!(
+        s.leads_since(vec!["other".into()], 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let st = s.status().await.unwrap();
     assert_eq!((st[0].pending, st[0].destination.as_str()), (2, "crm"));
 }
@@ -57,14 +87,34 @@ async fn claim_takes_one_row_per_person_in_order_and_settling_frees_the_next() {
     s.ingest(lead("C1", "c@x.co", &["other"])).await.unwrap();
 
     let batch = s.claim("crm", "w1", 10, LEASE).await.unwrap();
-    assert_eq!(batch.iter().map(|c| c.lead_id.as_str()).collect::<Vec<_>>(), ["A1", "B1"]);
+    assert_eq!(
+        batch.iter().map(|c| c.lead_id.as_str()).collect::<Vec<_>>(),
+        ["A1", "B1"]
+    );
     assert!(batch.iter().all(|c| c.attempts == 1));
-    assert!(s.claim("crm", "w2", 10, LEASE).await.unwrap().is_empty(), "A2 waits for A1");
+    assert!(
+        s.claim("crm", "w2", 10, LEASE).await.unwrap().is_empty(),
+        "A2 waits for A1"
+    );
 
-    s.settle(vec![Settlement::Done { id: batch[0].id, remote_id: Some("901".into()) }]).await.unwrap();
-    assert_eq!(s.remote_id(batch[0].person_id, "crm").await.unwrap().as_deref(), Some("901"));
+    s.settle(vec![Settlement::Done {
+        id: batch[0].id,
+        remote_id: Some("901".into()),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.remote_id(batch[0].person_id, "crm")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("901")
+    );
     let next = s.claim("crm", "w2", 10, LEASE).await.unwrap();
-    assert_eq!(next.iter().map(|c| c.lead_id.as_str()).collect::<Vec<_>>(), ["A2"]);
+    assert_eq!(
+        next.iter().map(|c| c.lead_id.as_str()).collect::<Vec<_>>(),
+        ["A2"]
+    );
     let st = s.status().await.unwrap();
     let crm = st.iter().find(|d| d.destination == "crm").unwrap();
     assert_eq!((crm.pending, crm.in_flight, crm.done), (0, 2, 1));
@@ -78,23 +128,59 @@ async fn retries_wait_until_due_refunds_keep_budget_and_dead_rows_stop_blocking(
     s.ingest(lead("A1", "a@x.co", &["crm"])).await.unwrap();
     s.ingest(lead("A2", "a@x.co", &["crm"])).await.unwrap();
     let c = s.claim("crm", "w", 10, LEASE).await.unwrap();
-    s.settle(vec![Settlement::Retry { id: c[0].id, at_ms: now_ms() + 60_000, error: "503".into(), refund: true }])
-        .await
-        .unwrap();
-    assert!(s.claim("crm", "w", 10, LEASE).await.unwrap().is_empty(), "not due, and A2 must wait");
-    s.settle(vec![Settlement::Retry { id: c[0].id, at_ms: 0, error: "503".into(), refund: false }])
-        .await
-        .unwrap();
+    s.settle(vec![Settlement::Retry {
+        id: c[0].id,
+        at_ms: now_ms() + 60_000,
+        error: "503".into(),
+        refund: true,
+    }])
+    .await
+    .unwrap();
+    assert!(
+        s.claim("crm", "w", 10, LEASE).await.unwrap().is_empty(),
+        "not due, and A2 must wait"
+    );
+    s.settle(vec![Settlement::Retry {
+        id: c[0].id,
+        at_ms: 0,
+        error: "503".into(),
+        refund: false,
+    }])
+    .await
+    .unwrap();
     // A Retry on a pending row still applies (a late settlement): it becomes due now.
     let again = s.claim("crm", "w", 10, LEASE).await.unwrap();
-    assert_eq!((again[0].lead_id.as_str(), again[0].attempts), ("A1", 1), "refund gave the attempt back");
-    s.settle(vec![Settlement::Dead { id: again[0].id, error: "INVALID_EMAIL".into() }]).await.unwrap();
+    assert_eq!(
+        (again[0].lead_id.as_str(), again[0].attempts),
+        ("A1", 1),
+        "refund gave the attempt back"
+    );
+    s.settle(vec![Settlement::Dead {
+        id: again[0].id,
+        error: "INVALID_EMAIL".into(),
+    }])
+    .await
+    .unwrap();
     let next = s.claim("crm", "w", 10, LEASE).await.unwrap();
-    assert_eq!(next[0].lead_id, "A2", "a dead row no longer blocks its person");
+    assert_eq!(
+        next[0].lead_id, "A2",
+        "a dead row no longer blocks its person"
+    );
     let dl = s.dead_letters(None, 10).await.unwrap();
-    assert_eq!((dl.len(), dl[0].error.as_str(), dl[0].lead_id.as_str()), (1, "INVALID_EMAIL", "A1"));
-    assert!(s.dead_letters(Some("other".into()), 10).await.unwrap().is_empty());
-    assert_eq!(s.status().await.unwrap()[0].last_error.as_deref(), Some("INVALID_EMAIL"));
+    assert_eq!(
+        (dl.len(), dl[0].error.as_str(), dl[0].lead_id.as_str()),
+        (1, "INVALID_EMAIL", "A1")
+    );
+    assert!(
+        s.dead_letters(Some("other".into()), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.status().await.unwrap()[0].last_error.as_deref(),
+        Some("INVALID_EMAIL")
+    );
 }
 
 #[tokio::test]
@@ -105,12 +191,23 @@ async fn dead_letters_can_be_retried_or_dropped() {
         s.ingest(lead(&format!("L{i}"), e, &["crm"])).await.unwrap();
     }
     let c = s.claim("crm", "w", 10, LEASE).await.unwrap();
-    s.settle(c.iter().map(|c| Settlement::Dead { id: c.id, error: "bad".into() }).collect())
-        .await
-        .unwrap();
+    s.settle(
+        c.iter()
+            .map(|c| Settlement::Dead {
+                id: c.id,
+                error: "bad".into(),
+            })
+            .collect(),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.retry_dead(Some(vec![c[0].id])).await.unwrap(), 1);
     let again = s.claim("crm", "w", 10, LEASE).await.unwrap();
-    assert_eq!((again.len(), again[0].attempts), (1, 1), "fresh attempt budget");
+    assert_eq!(
+        (again.len(), again[0].attempts),
+        (1, 1),
+        "fresh attempt budget"
+    );
     assert_eq!(s.drop_dead(Some(vec![c[1].id])).await.unwrap(), 1);
     assert_eq!(s.dead_letters(None, 10).await.unwrap().len(), 1);
     assert_eq!(s.retry_dead(None).await.unwrap(), 1);
@@ -123,18 +220,30 @@ async fn expired_leases_are_reclaimed_and_releases_hand_rows_back() {
     let s = open(&dir);
     s.ingest(lead("A1", "a@x.co", &["crm"])).await.unwrap();
     s.ingest(lead("B1", "b@x.co", &["crm"])).await.unwrap();
-    let short = s.claim("crm", "crashed", 1, Duration::from_millis(1)).await.unwrap();
+    let short = s
+        .claim("crm", "crashed", 1, Duration::from_millis(1))
+        .await
+        .unwrap();
     assert_eq!(short[0].lead_id, "A1");
     tokio::time::sleep(Duration::from_millis(5)).await;
     let reclaimed = s.claim("crm", "w2", 10, LEASE).await.unwrap();
-    assert_eq!(reclaimed.iter().map(|c| c.lead_id.as_str()).collect::<Vec<_>>(), ["A1", "B1"]);
+    assert_eq!(
+        reclaimed
+            .iter()
+            .map(|c| c.lead_id.as_str())
+            .collect::<Vec<_>>(),
+        ["A1", "B1"]
+    );
     assert_eq!(reclaimed[0].attempts, 2);
     assert_eq!(s.release_owner("w2").await.unwrap(), 2);
     let c = s.claim("crm", "w3", 10, LEASE).await.unwrap();
     assert_eq!(c[0].attempts, 2, "a graceful release refunds the attempt");
     assert_eq!(s.release_all_leases().await.unwrap(), 2);
     let c = s.claim("crm", "w4", 10, LEASE).await.unwrap();
-    assert_eq!(c[0].attempts, 3, "a crash release does not: the vendor may have seen it");
+    assert_eq!(
+        c[0].attempts, 3,
+        "a crash release does not: the vendor may have seen it"
+    );
 }
 
 #[tokio::test]
@@ -152,8 +261,13 @@ async fn enqueue_pause_and_ping() {
     };
     assert_eq!(s.enqueue(vec![d]).await.unwrap(), 1);
     assert_eq!(s.claim("crm", "w", 10, LEASE).await.unwrap().len(), 1);
-    s.set_paused("crm", Some("401 from HubSpot".into())).await.unwrap();
-    assert_eq!(s.paused().await.unwrap(), vec![("crm".to_string(), "401 from HubSpot".to_string())]);
+    s.set_paused("crm", Some("401 from HubSpot".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.paused().await.unwrap(),
+        vec![("crm".to_string(), "401 from HubSpot".to_string())]
+    );
     s.set_paused("crm", None).await.unwrap();
     assert!(s.paused().await.unwrap().is_empty());
     s.ping().await.unwrap();
@@ -168,13 +282,20 @@ async fn concurrent_writes_share_commits_and_survive_reopening() {
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let s = s.clone();
-                tokio::spawn(async move { s.ingest(lead(&format!("L{i:03}"), &format!("p{i}@x.co"), &["crm"])).await })
+                tokio::spawn(async move {
+                    s.ingest(lead(&format!("L{i:03}"), &format!("p{i}@x.co"), &["crm"]))
+                        .await
+                })
             })
             .collect();
         for t in tasks {
             t.await.unwrap().unwrap();
         }
-        assert!(s.commit_groups() < 200, "200 writes took {} commits: no grouping", s.commit_groups());
+        assert!(
+            s.commit_groups() < 200,
+            "200 writes took {} commits: no grouping",
+            s.commit_groups()
+        );
         assert!(s.writer_silence().unwrap() < Duration::from_secs(5));
     }
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -197,11 +318,22 @@ async fn a_second_daemon_cannot_open_the_same_state() {
 #[tokio::test]
 async fn a_full_write_queue_sheds_intake_instead_of_queueing_forever() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Arc::new(SqliteStore::open(&dir.path().join("t.db"), SqliteOptions { max_pending_writes: 1 }).unwrap());
+    let s = Arc::new(
+        SqliteStore::open(
+            &dir.path().join("t.db"),
+            SqliteOptions {
+                max_pending_writes: 1,
+            },
+        )
+        .unwrap(),
+    );
     let tasks: Vec<_> = (0..300)
         .map(|i| {
             let s = s.clone();
-            tokio::spawn(async move { s.ingest(lead(&format!("L{i}"), &format!("p{i}@x.co"), &["crm"])).await })
+            tokio::spawn(async move {
+                s.ingest(lead(&format!("L{i}"), &format!("p{i}@x.co"), &["crm"]))
+                    .await
+            })
         })
         .collect();
     let mut busy = 0;
@@ -212,7 +344,14 @@ async fn a_full_write_queue_sheds_intake_instead_of_queueing_forever() {
             Err(e) => panic!("unexpected {e}"),
         }
     }
-    assert!(busy > 0, "a queue bound of 1 must shed some of 300 concurrent writes");
+    assert!(
+        busy > 0,
+        "a queue bound of 1 must shed some of 300 concurrent writes"
+    );
     let stored = s.leads_since(vec!["web".into()], 0).await.unwrap().len();
-    assert_eq!(stored, 300 - busy, "every write that was not shed is stored, none half-stored");
+    assert_eq!(
+        stored,
+        300 - busy,
+        "every write that was not shed is stored, none half-stored"
+    );
 }

@@ -42,7 +42,12 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("tandem-store-writer".into())
             .spawn(move || run(conn, rx, hb, gr))?;
-        Ok(Writer { queue, heartbeat, groups, thread: Some(thread) })
+        Ok(Writer {
+            queue,
+            heartbeat,
+            groups,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -57,7 +62,12 @@ impl Drop for Writer {
     }
 }
 
-fn run(mut conn: Connection, rx: flume::Receiver<Job>, heartbeat: Arc<AtomicI64>, groups: Arc<AtomicI64>) {
+fn run(
+    mut conn: Connection,
+    rx: flume::Receiver<Job>,
+    heartbeat: Arc<AtomicI64>,
+    groups: Arc<AtomicI64>,
+) {
     loop {
         let first = match rx.recv_timeout(Duration::from_millis(500)) {
             Ok(job) => job,
@@ -99,8 +109,15 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
             continue;
         }
         let (ok, reply) = job(Some(conn));
-        let undo = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-        let failed = conn.execute_batch(undo).err().map(|e| format!("savepoint: {e}"));
+        let undo = if ok {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        let failed = conn
+            .execute_batch(undo)
+            .err()
+            .map(|e| format!("savepoint: {e}"));
         replies.push((reply, failed));
     }
     let commit = conn.execute_batch("COMMIT").map_err(|e| {
@@ -118,32 +135,44 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
 
 /// Queues `f` for the writer and waits for the group's commit. With `shed`, a full queue fails at
 /// once with [`StoreError::Busy`] instead of waiting (intake answers 503 rather than pile up).
-pub(super) async fn submit<T, F>(queue: &flume::Sender<Job>, shed: bool, f: F) -> Result<T, StoreError>
+pub(super) async fn submit<T, F>(
+    queue: &flume::Sender<Job>,
+    shed: bool,
+    f: F,
+) -> Result<T, StoreError>
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
     let job: Job = Box::new(move |conn| match conn {
-        None => (false, Box::new(move |r: Result<(), String>| {
-            let _ = tx.send(Err(StoreError::Unavailable(r.err().unwrap_or_default())));
-        })),
+        None => (
+            false,
+            Box::new(move |r: Result<(), String>| {
+                let _ = tx.send(Err(StoreError::Unavailable(r.err().unwrap_or_default())));
+            }),
+        ),
         Some(conn) => {
             let result = f(conn);
             let ok = result.is_ok();
-            (ok, Box::new(move |commit: Result<(), String>| {
-                let _ = tx.send(match (result, commit) {
-                    (Err(e), _) => Err(e),
-                    (Ok(_), Err(e)) => Err(StoreError::Unavailable(e)),
-                    (Ok(v), Ok(())) => Ok(v),
-                });
-            }))
+            (
+                ok,
+                Box::new(move |commit: Result<(), String>| {
+                    let _ = tx.send(match (result, commit) {
+                        (Err(e), _) => Err(e),
+                        (Ok(_), Err(e)) => Err(StoreError::Unavailable(e)),
+                        (Ok(v), Ok(())) => Ok(v),
+                    });
+                }),
+            )
         }
     });
     let sent = if shed {
         queue.try_send(job).map_err(|e| match e {
             flume::TrySendError::Full(_) => StoreError::Busy,
-            flume::TrySendError::Disconnected(_) => StoreError::Unavailable("the writer has stopped".into()),
+            flume::TrySendError::Disconnected(_) => {
+                StoreError::Unavailable("the writer has stopped".into())
+            }
         })
     } else {
         queue
