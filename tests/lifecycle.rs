@@ -237,3 +237,74 @@ async fn status_and_dlq_work_with_the_daemon_up_and_down() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not running"));
 }
+
+#[tokio::test]
+async fn systemd_hears_ready_reloading_watchdog_and_stopping() {
+    let s = setup().await;
+    let sock_path = s.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (heard, done) = (heard.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = sock.recv(&mut buf) {
+                    heard
+                        .lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+        })
+    };
+    let socket = sock_path.to_str().unwrap().to_owned();
+    // WATCHDOG_USEC=400ms: the daemon should ping every ~200 ms while healthy.
+    let env = [
+        ("NOTIFY_SOCKET", socket.as_str()),
+        ("WATCHDOG_USEC", "400000"),
+    ];
+    let p = TandemProcess::start_with_env(&s.config, s.addr, &s.log, &env).await;
+    let heard_now = || heard.lock().unwrap().join("|");
+    common::wait_until(
+        Duration::from_secs(10),
+        "READY=1 and watchdog pings",
+        || async {
+            let h = heard_now();
+            (h.contains("READY=1") && h.matches("WATCHDOG=1").count() >= 3).then_some(())
+        },
+    )
+    .await;
+    p.signal("HUP");
+    common::wait_until(
+        Duration::from_secs(10),
+        "RELOADING=1 with MONOTONIC_USEC, then READY=1",
+        || async {
+            let h = heard.lock().unwrap().clone();
+            let reload = h
+                .iter()
+                .position(|m| m.contains("RELOADING=1") && m.contains("MONOTONIC_USEC="))?;
+            h[reload + 1..]
+                .iter()
+                .any(|m| m.contains("READY=1"))
+                .then_some(())
+        },
+    )
+    .await;
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(15)).await, Some(0));
+    common::wait_until(Duration::from_secs(5), "STOPPING=1", || async {
+        heard_now().contains("STOPPING=1").then_some(())
+    })
+    .await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    reader.join().unwrap();
+    let first = heard.lock().unwrap()[0].clone();
+    assert!(
+        first.contains("READY=1"),
+        "READY=1 comes first, once store and listener are up: {first}"
+    );
+}

@@ -140,6 +140,10 @@ pub struct DeliveryConfig {
     pub linger: HumanDuration,
     /// Concurrent batches per destination connector.
     pub concurrency: usize,
+    /// Longest one vendor call may take before it counts as a transient failure.
+    pub call_timeout: HumanDuration,
+    /// How often a destination paused by 401/403 tries one delivery to see whether access is back.
+    pub probe_interval: HumanDuration,
 }
 
 impl Default for DeliveryConfig {
@@ -152,6 +156,8 @@ impl Default for DeliveryConfig {
             lease: secs(120),
             linger: HumanDuration(Duration::from_millis(50)),
             concurrency: 4,
+            call_timeout: secs(60),
+            probe_interval: secs(60),
         }
     }
 }

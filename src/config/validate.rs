@@ -201,6 +201,16 @@ pub(crate) fn daemon(d: &DaemonConfig, root: &DeTable<'_>, rep: &mut Reporter<'_
         "must be longer than 0",
     );
     check(
+        !dl.call_timeout.0.is_zero() && !dl.probe_interval.0.is_zero(),
+        &["delivery", "call_timeout"],
+        "call_timeout and probe_interval must be longer than 0",
+    );
+    check(
+        dl.lease.0 > dl.call_timeout.0,
+        &["delivery", "lease"],
+        "must be longer than call_timeout, or a slow call's rows could be claimed again while it runs",
+    );
+    check(
         dl.backoff_base.0 <= dl.backoff_max.0,
         &["delivery", "backoff_max"],
         "must not be shorter than backoff_base",

@@ -51,6 +51,8 @@ fn engine_options(d: &DeliveryConfig) -> EngineOptions {
         lease: d.lease.0,
         linger: d.linger.0,
         concurrency: d.concurrency,
+        call_timeout: d.call_timeout.0,
+        probe_interval: d.probe_interval.0,
         ..EngineOptions::default()
     }
 }

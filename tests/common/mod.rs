@@ -174,3 +174,102 @@ pub async fn raw_http(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Sets `key = value` inside the TOML table `[header]` of `text`: replaces the key's line when the
+/// table has it, else adds the line right under the header. For keys `extra` cannot reach
+/// (`[daemon.delivery]`, `[connectors.hubspot]`).
+pub fn set_key(text: &str, header: &str, key: &str, value: &str) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == format!("[{header}]"))
+        .unwrap_or_else(|| panic!("the config has no [{header}] table"));
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let line = format!("{key} = {value}");
+    match lines[start + 1..end]
+        .iter()
+        .position(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+    {
+        Some(i) => lines[start + 1 + i] = line,
+        None => lines.insert(start + 1, line),
+    }
+    lines.join("\n")
+}
+
+impl Harness {
+    /// Like [`Harness::start_with`], but the default config text passes through `edit` first.
+    pub async fn start_edited(options: SandboxOptions, edit: impl Fn(String) -> String) -> Harness {
+        let sandbox = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), options)
+            .await
+            .expect("sandbox starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = edit(config_text(
+            &sandbox.base_url(),
+            &dir.path().join("tandem.db"),
+            "",
+            "",
+        ));
+        let config = Config::from_str_at(&text, &dir.path().join("tandem.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let daemon = Daemon::start(config).await.expect("daemon starts");
+        Harness {
+            sandbox,
+            daemon: Some(daemon),
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A freshly loaded config for this harness (same sandbox and state file), edited by `edit`,
+    /// as `tandem` would load it on SIGHUP.
+    pub fn fresh_config(&self, edit: impl Fn(String) -> String) -> Config {
+        let text = edit(config_text(
+            &self.sandbox.base_url(),
+            &self.state_path(),
+            "",
+            "",
+        ));
+        Config::from_str_at(&text, &self.dir.path().join("tandem.toml"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// POSTs every body to `/hooks/website` at once and returns the statuses, in order.
+    pub async fn post_all(&self, bodies: Vec<Value>) -> Vec<u16> {
+        let url = self.url("/hooks/website");
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|b| {
+                let (http, url) = (self.http.clone(), url.clone());
+                tokio::spawn(async move {
+                    http.post(url)
+                        .json(&b)
+                        .send()
+                        .await
+                        .expect("request")
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            out.push(t.await.expect("post task"));
+        }
+        out
+    }
+
+    /// The daemon's `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+}

@@ -33,12 +33,23 @@ pub fn tandem(args: &[&str]) -> Command {
 impl TandemProcess {
     /// Starts `tandem run --config PATH` and waits until /readyz answers 200.
     pub async fn start(config: &Path, addr: std::net::SocketAddr, log: &Path) -> TandemProcess {
+        Self::start_with_env(config, addr, log, &[]).await
+    }
+
+    /// Like [`TandemProcess::start`], with extra environment (e.g. systemd's NOTIFY_SOCKET).
+    pub async fn start_with_env(
+        config: &Path,
+        addr: std::net::SocketAddr,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> TandemProcess {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("log file");
         let child = tandem(&["run", "--config", config.to_str().expect("utf-8 path")])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
