@@ -350,3 +350,46 @@ async fn during_shutdown_intake_answers_503_while_in_flight_calls_finish() {
         1
     );
 }
+
+#[tokio::test]
+async fn replay_resends_a_flows_leads_as_updates_never_duplicates() {
+    let h = Harness::start().await;
+    for i in 0..3 {
+        assert_eq!(
+            h.post_lead(json!({"email": format!("r{i}@example.com")}))
+                .await
+                .0,
+            202
+        );
+    }
+    h.drain(Duration::from_secs(10)).await;
+    let replay = |body: Value| {
+        h.http
+            .post(h.url("/api/replay"))
+            .bearer_auth("admin-secret")
+            .json(&body)
+            .send()
+    };
+    let r = replay(json!({"flow": "inbound", "since": "1h"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["enqueued"], json!(3));
+    let s = h.drain(Duration::from_secs(10)).await;
+    assert_eq!(s[0].done, 6);
+    let contacts = h.sandbox.contacts();
+    assert_eq!(contacts.len(), 3, "a replay updates the same contacts");
+    assert!(contacts.iter().all(|c| c.writes == 2));
+    let r = replay(json!({"flow": "nope", "since": "1h"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = replay(json!({"flow": "inbound", "since": "yesterday-ish"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let future = replay(json!({"flow": "inbound", "since": "2999-01-01T00:00:00Z"}))
+        .await
+        .unwrap();
+    assert_eq!(future.json::<Value>().await.unwrap()["enqueued"], json!(0));
+}
