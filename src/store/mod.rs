@@ -99,6 +99,12 @@ pub trait Store: Send + Sync {
     /// Paused connectors and why.
     async fn paused(&self) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// A polled source's saved position (`None` before its first poll).
+    async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Saves a polled source's position.
+    async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
+
     /// A no-op write through the writer: proves the store is writable right now (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 }

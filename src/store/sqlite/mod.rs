@@ -303,6 +303,19 @@ impl Store for SqliteStore {
         self.read(queries::paused).await
     }
 
+    async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |c| queries::cursor(c, &name)).await
+    }
+
+    async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.write(false, move |c| {
+            queries::set_cursor(c, &name, &value, now_ms())
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.write(true, |c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await

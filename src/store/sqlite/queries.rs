@@ -407,3 +407,25 @@ pub(super) fn paused(conn: &Connection) -> Result<Vec<(String, String)>, StoreEr
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+pub(super) fn cursor(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM cursors WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+pub(super) fn set_cursor(
+    conn: &Connection,
+    name: &str,
+    value: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        params![name, value, now],
+    )?;
+    Ok(())
+}

@@ -247,7 +247,7 @@ async fn expired_leases_are_reclaimed_and_releases_hand_rows_back() {
 }
 
 #[tokio::test]
-async fn enqueue_pause_and_ping() {
+async fn enqueue_pause_cursors_and_ping() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     s.ingest(lead("A1", "a@x.co", &[])).await.unwrap();
@@ -271,6 +271,17 @@ async fn enqueue_pause_and_ping() {
     s.set_paused("crm", None).await.unwrap();
     assert!(s.paused().await.unwrap().is_empty());
     s.ping().await.unwrap();
+    assert_eq!(s.cursor("mailchimp").await.unwrap(), None);
+    s.set_cursor("mailchimp", "2026-11-01T00:00:00Z")
+        .await
+        .unwrap();
+    s.set_cursor("mailchimp", "2026-11-02T00:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.cursor("mailchimp").await.unwrap().as_deref(),
+        Some("2026-11-02T00:00:00Z")
+    );
 }
 
 #[tokio::test]
