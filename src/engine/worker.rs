@@ -235,12 +235,13 @@ async fn consequences(
                 tracing::error!(destination = %dest.name, status, "authentication failed; destination PAUSED: {message}");
             }
             set_pause(dest, store, Some(reason.clone())).await;
+            // The pause lives in the destination's limiter, not on the rows: they stay due, so
+            // the next probe or a reload (a fresh engine, a fresh limiter) sends them at once.
             dest.limiter.hold_off(opts.probe_interval);
-            let at_ms = now + opts.probe_interval.as_millis() as i64;
             live.iter()
                 .map(|c| Settlement::Retry {
                     id: c.id,
-                    at_ms,
+                    at_ms: now,
                     error: reason.clone(),
                     refund: true,
                 })
