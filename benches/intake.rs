@@ -39,12 +39,17 @@ use tandem::{
 use tandem_connectors::hubspot::sandbox::{HubspotSandbox, SandboxOptions};
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; `cargo test --benches` would too. Accept and ignore flags.
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run())
 }
 
@@ -63,41 +68,120 @@ async fn run() -> anyhow::Result<()> {
     print_machine(&s);
 
     let raw = bench_raw_sqlite(&s).await?;
-    println!("(a) raw SQLite group commit ... {:.0} ingests/s, {:.1} leads per commit", raw.rate, raw.per_commit);
+    println!(
+        "(a) raw SQLite group commit ... {:.0} ingests/s, {:.1} leads per commit",
+        raw.rate, raw.per_commit
+    );
     let ceiling = bench_http_ceiling(&s).await?;
     println!("(b) HTTP ceiling (no store) ... {:.0} req/s", ceiling.rate);
     let held = bench_durable(&s, r#"rate_limit = "1/1h""#).await?;
-    println!("(c) durable intake .......... {:.0} leads/s (delivery held back)", held.load.rate);
+    println!(
+        "(c) durable intake .......... {:.0} leads/s (delivery held back)",
+        held.load.rate
+    );
     let durable = bench_durable(&s, "").await?;
-    println!("(c) durable intake .......... {:.0} leads/s (delivery running)", durable.load.rate);
+    println!(
+        "(c) durable intake .......... {:.0} leads/s (delivery running)",
+        durable.load.rate
+    );
     let burst = bench_burst(&s).await?;
-    println!("(d) burst .................... {} leads delivered in {:.2} s", burst.leads, burst.elapsed.as_secs_f64());
+    println!(
+        "(d) burst .................... {} leads delivered in {:.2} s",
+        burst.leads,
+        burst.elapsed.as_secs_f64()
+    );
 
     let floor = burst.floor();
     println!();
     println!("| figure | value |");
     println!("|---|---|");
-    println!("| (a) raw SQLite ingest, {} tasks | {:.0} leads/s |", s.clients, raw.rate);
-    println!("| (a) leads per commit (fsync) | {:.1} ({} commits) |", raw.per_commit, raw.commits);
-    println!("| (b) HTTP ceiling, {} clients, no store | {:.0} req/s (p50 {} / p99 {}) |", s.clients, ceiling.rate, ms(ceiling.p50), ms(ceiling.p99));
-    println!("| (c) durable intake, {} clients, delivery held back | {:.0} leads/s (p50 {} / p99 {}) |", s.clients, held.load.rate, ms(held.load.p50), ms(held.load.p99));
-    println!("| (c) durable intake, {} clients, delivery running | {:.0} leads/s |", s.clients, durable.load.rate);
-    println!("| (c) durable 202 latency | p50 {} / p99 {} / max {} |", ms(durable.load.p50), ms(durable.load.p99), ms(durable.load.max));
-    println!("| (c) leads per commit (held / running; engine commits count too) | {:.1} / {:.1} |", held.per_commit, durable.per_commit);
-    println!("| (c) non-202 answers (held / running) | {} / {} |", held.load.errors, durable.load.errors);
-    println!("| (d) burst posted ({} leads) | {:.2} s ({:.0} leads/s) |", burst.leads, burst.posted.as_secs_f64(), burst.leads as f64 / burst.posted.as_secs_f64());
-    println!("| (d) burst delivered (first POST → queue empty) | {:.2} s |", burst.elapsed.as_secs_f64());
-    println!("| (d) upsert calls / 429s / contacts | {} / {} / {} |", burst.upsert_calls, burst.rate_limited, burst.contacts);
-    println!("| (d) floor: {} calls at 19/s | {:.2} s |", burst.ideal_calls(), floor.as_secs_f64());
+    println!(
+        "| (a) raw SQLite ingest, {} tasks | {:.0} leads/s |",
+        s.clients, raw.rate
+    );
+    println!(
+        "| (a) leads per commit (fsync) | {:.1} ({} commits) |",
+        raw.per_commit, raw.commits
+    );
+    println!(
+        "| (b) HTTP ceiling, {} clients, no store | {:.0} req/s (p50 {} / p99 {}) |",
+        s.clients,
+        ceiling.rate,
+        ms(ceiling.p50),
+        ms(ceiling.p99)
+    );
+    println!(
+        "| (c) durable intake, {} clients, delivery held back | {:.0} leads/s (p50 {} / p99 {}) |",
+        s.clients,
+        held.load.rate,
+        ms(held.load.p50),
+        ms(held.load.p99)
+    );
+    println!(
+        "| (c) durable intake, {} clients, delivery running | {:.0} leads/s |",
+        s.clients, durable.load.rate
+    );
+    println!(
+        "| (c) durable 202 latency | p50 {} / p99 {} / max {} |",
+        ms(durable.load.p50),
+        ms(durable.load.p99),
+        ms(durable.load.max)
+    );
+    println!(
+        "| (c) leads per commit (held / running; engine commits count too) | {:.1} / {:.1} |",
+        held.per_commit, durable.per_commit
+    );
+    println!(
+        "| (c) non-202 answers (held / running) | {} / {} |",
+        held.load.errors, durable.load.errors
+    );
+    println!(
+        "| (d) burst posted ({} leads) | {:.2} s ({:.0} leads/s) |",
+        burst.leads,
+        burst.posted.as_secs_f64(),
+        burst.leads as f64 / burst.posted.as_secs_f64()
+    );
+    println!(
+        "| (d) burst delivered (first POST → queue empty) | {:.2} s |",
+        burst.elapsed.as_secs_f64()
+    );
+    println!(
+        "| (d) upsert calls / 429s / contacts | {} / {} / {} |",
+        burst.upsert_calls, burst.rate_limited, burst.contacts
+    );
+    println!(
+        "| (d) floor: {} calls at 19/s | {:.2} s |",
+        burst.ideal_calls(),
+        floor.as_secs_f64()
+    );
     println!();
     println!("| ratio | value |");
     println!("|---|---|");
-    println!("| durable (delivery held back) / raw SQLite | {:.2} |", held.load.rate / raw.rate);
-    println!("| durable (delivery held back) / HTTP ceiling | {:.2} |", held.load.rate / ceiling.rate);
-    println!("| durable (delivery running) / raw SQLite | {:.2} |", durable.load.rate / raw.rate);
-    println!("| durable (delivery running) / HTTP ceiling | {:.2} |", durable.load.rate / ceiling.rate);
-    println!("| burst elapsed / floor | {:.2} |", burst.elapsed.as_secs_f64() / floor.as_secs_f64());
-    println!("| burst upsert calls / ideal ({}) | {:.2} |", burst.ideal_calls(), burst.upsert_calls as f64 / burst.ideal_calls() as f64);
+    println!(
+        "| durable (delivery held back) / raw SQLite | {:.2} |",
+        held.load.rate / raw.rate
+    );
+    println!(
+        "| durable (delivery held back) / HTTP ceiling | {:.2} |",
+        held.load.rate / ceiling.rate
+    );
+    println!(
+        "| durable (delivery running) / raw SQLite | {:.2} |",
+        durable.load.rate / raw.rate
+    );
+    println!(
+        "| durable (delivery running) / HTTP ceiling | {:.2} |",
+        durable.load.rate / ceiling.rate
+    );
+    println!(
+        "| burst elapsed / floor | {:.2} |",
+        burst.elapsed.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "| burst upsert calls / ideal ({}) | {:.2} |",
+        burst.ideal_calls(),
+        burst.upsert_calls as f64 / burst.ideal_calls() as f64
+    );
     Ok(())
 }
 
@@ -106,10 +190,17 @@ fn ms(d: Duration) -> String {
 }
 
 fn print_machine(s: &Settings) {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".into());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("machine: {cpus} CPUs, {model}, Linux {}", kernel.trim());
@@ -150,7 +241,13 @@ fn lead_body(n: u64) -> Value {
 }
 
 /// POSTs to `url` from `clients` clients until `until` passes (or `total` leads were sent, when given).
-async fn hammer(url: String, clients: usize, until: Option<Duration>, total: Option<u64>, first: u64) -> Load {
+async fn hammer(
+    url: String,
+    clients: usize,
+    until: Option<Duration>,
+    total: Option<u64>,
+    first: u64,
+) -> Load {
     let next = Arc::new(AtomicU64::new(first));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -158,7 +255,10 @@ async fn hammer(url: String, clients: usize, until: Option<Duration>, total: Opt
     for _ in 0..clients {
         let (url, next, stop) = (url.clone(), next.clone(), stop.clone());
         // One client per task: its own keep-alive connection, like independent form posts.
-        let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .expect("client");
         tasks.spawn(async move {
             let mut lat = Vec::with_capacity(4096);
             let mut errors = 0u64;
@@ -196,7 +296,11 @@ async fn hammer(url: String, clients: usize, until: Option<Duration>, total: Opt
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Load {
         rate: lat.len() as f64 / elapsed.as_secs_f64(),
         ok: lat.len() as u64,
@@ -242,16 +346,26 @@ fn new_lead(n: u64) -> NewLead {
         lead_json: lead_json.to_string(),
         raw_body: serde_json::to_vec(&body).unwrap_or_default(),
         content_type: Some("application/json".into()),
-        person: PersonKey { email: Some(email), ..Default::default() },
+        person: PersonKey {
+            email: Some(email),
+            ..Default::default()
+        },
         idempotency_key: None,
-        deliveries: vec![LeadDelivery { flow: "inbound".into(), destination: "hubspot".into(), payload: payload.to_string() }],
+        deliveries: vec![LeadDelivery {
+            flow: "inbound".into(),
+            destination: "hubspot".into(),
+            payload: payload.to_string(),
+        }],
     }
 }
 
 async fn bench_raw_sqlite(s: &Settings) -> anyhow::Result<Raw> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("raw.db");
-    let store = Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&path, SqliteOptions::default())).await??);
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || SqliteStore::open(&path, SqliteOptions::default()))
+            .await??,
+    );
     let next = Arc::new(AtomicU64::new(0));
     let commits_before = store.commit_groups();
     let started = Instant::now();
@@ -275,7 +389,11 @@ async fn bench_raw_sqlite(s: &Settings) -> anyhow::Result<Raw> {
     }
     let elapsed = started.elapsed();
     let commits = store.commit_groups() - commits_before;
-    Ok(Raw { rate: done as f64 / elapsed.as_secs_f64(), commits, per_commit: done as f64 / commits.max(1) as f64 })
+    Ok(Raw {
+        rate: done as f64 / elapsed.as_secs_f64(),
+        commits,
+        per_commit: done as f64 / commits.max(1) as f64,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,7 +402,11 @@ async fn bench_raw_sqlite(s: &Settings) -> anyhow::Result<Raw> {
 async fn accept_only(body: Bytes) -> Response {
     match serde_json::from_slice::<Value>(&body) {
         Ok(v) => {
-            let id = v.get("email").and_then(Value::as_str).map(|e| e.len()).unwrap_or(0);
+            let id = v
+                .get("email")
+                .and_then(Value::as_str)
+                .map(|e| e.len())
+                .unwrap_or(0);
             (StatusCode::ACCEPTED, Json(json!({"lead_id": format!("01900000-0000-7000-8000-{id:012x}"), "duplicate": false})))
                 .into_response()
         }
@@ -299,7 +421,14 @@ async fn bench_http_ceiling(s: &Settings) -> anyhow::Result<Load> {
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let load = hammer(format!("http://{addr}/hooks/website"), s.clients, Some(s.seconds), None, 0).await;
+    let load = hammer(
+        format!("http://{addr}/hooks/website"),
+        s.clients,
+        Some(s.seconds),
+        None,
+        0,
+    )
+    .await;
     server.abort();
     Ok(load)
 }
@@ -352,12 +481,22 @@ struct Stack {
 
 /// `hubspot_extra`: lines added to `[connectors.hubspot]`.
 async fn start_stack(hubspot_extra: &str) -> anyhow::Result<Stack> {
-    let sandbox = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), SandboxOptions::default()).await?;
+    let sandbox =
+        HubspotSandbox::start(([127, 0, 0, 1], 0).into(), SandboxOptions::default()).await?;
     let dir = tempfile::tempdir()?;
-    let text = config_text(&sandbox.base_url(), &dir.path().join("tandem.db"), hubspot_extra);
-    let config = Config::from_str_at(&text, &dir.path().join("tandem.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text = config_text(
+        &sandbox.base_url(),
+        &dir.path().join("tandem.db"),
+        hubspot_extra,
+    );
+    let config = Config::from_str_at(&text, &dir.path().join("tandem.toml"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let daemon = Daemon::start(config).await?;
-    Ok(Stack { sandbox, daemon, _dir: dir })
+    Ok(Stack {
+        sandbox,
+        daemon,
+        _dir: dir,
+    })
 }
 
 struct Durable {
@@ -380,7 +519,10 @@ async fn bench_durable(s: &Settings, hubspot_extra: &str) -> anyhow::Result<Dura
     stack.daemon.shutdown().await;
     stack.sandbox.shutdown().await;
     if stopping.elapsed() > Duration::from_secs(2) {
-        println!("    (shutdown took {:.1} s)", stopping.elapsed().as_secs_f64());
+        println!(
+            "    (shutdown took {:.1} s)",
+            stopping.elapsed().as_secs_f64()
+        );
     }
     Ok(Durable { load, per_commit })
 }
@@ -411,7 +553,11 @@ async fn bench_burst(s: &Settings) -> anyhow::Result<Burst> {
     // Distinct emails from a range no other phase used.
     let load = hammer(url, s.clients, None, Some(s.burst as u64), 50_000_000).await;
     let posted = started.elapsed();
-    anyhow::ensure!(load.errors == 0, "{} burst submissions were not accepted", load.errors);
+    anyhow::ensure!(
+        load.errors == 0,
+        "{} burst submissions were not accepted",
+        load.errors
+    );
     let store = stack.daemon.store();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -420,7 +566,10 @@ async fn bench_burst(s: &Settings) -> anyhow::Result<Burst> {
         if idle && stack.sandbox.stats().inputs_received as usize >= s.burst {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "the burst did not drain within 120 s: {st:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the burst did not drain within 120 s: {st:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let elapsed = started.elapsed();
