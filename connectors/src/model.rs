@@ -5,6 +5,35 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The canonical lead fields a form may send by name (or map with a webhook's `fields`
+/// templates): the [`Lead`] and [`Touchpoint`] names a submission can fill.
+pub const CANONICAL_FIELDS: &[&str] = &[
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "company",
+    "job_title",
+    "country",
+    "consent",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "fbclid",
+    "li_fat_id",
+    "landing_url",
+    "referrer",
+    "form",
+    "campaign_id",
+    "campaign_name",
+    "ad_id",
+];
+
 /// One capture event: a person's fields plus the touchpoint that produced it. Immutable once stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -11,33 +11,7 @@ use tandem_connectors::{ConnectorKind, webhook::WebhookConfig};
 use super::{document, error::Reporter};
 use crate::mapping::FieldTemplates;
 
-/// Canonical lead fields a webhook's `fields` may fill (the `Lead` and `Touchpoint` names).
-pub const CANONICAL_FIELDS: &[&str] = &[
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "company",
-    "job_title",
-    "country",
-    "consent",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "gclid",
-    "gbraid",
-    "wbraid",
-    "fbclid",
-    "li_fat_id",
-    "landing_url",
-    "referrer",
-    "form",
-    "campaign_id",
-    "campaign_name",
-    "ad_id",
-];
+pub use tandem_connectors::model::CANONICAL_FIELDS;
 
 /// Every `kind` the connectors crate knows, read from its own registry so this list can't drift.
 pub fn known_kinds() -> Vec<String> {

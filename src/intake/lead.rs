@@ -12,33 +12,7 @@ use crate::{
     mapping::FieldTemplates,
 };
 
-/// Canonical lead fields a form may send by name (or map with `fields` templates).
-pub const CANONICAL_FIELDS: &[&str] = &[
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "company",
-    "job_title",
-    "country",
-    "consent",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "gclid",
-    "gbraid",
-    "wbraid",
-    "fbclid",
-    "li_fat_id",
-    "landing_url",
-    "referrer",
-    "form",
-    "campaign_id",
-    "campaign_name",
-    "ad_id",
-];
+pub use tandem_connectors::model::CANONICAL_FIELDS;
 
 /// The longest value tandem accepts in one canonical field; longer is a broken form, not a lead.
 const MAX_FIELD_LEN: usize = 2048;

@@ -84,16 +84,22 @@ impl Harness {
     }
 
     pub async fn start_with(options: SandboxOptions, daemon_extra: &str, extra: &str) -> Harness {
+        Self::start_from(options, |url, state| {
+            config_text(url, state, daemon_extra, extra)
+        })
+        .await
+    }
+
+    /// Starts a sandbox, then a daemon on the config `make(sandbox_url, state_path)` writes.
+    async fn start_from(
+        options: SandboxOptions,
+        make: impl FnOnce(&str, &std::path::Path) -> String,
+    ) -> Harness {
         let sandbox = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), options)
             .await
             .expect("sandbox starts");
         let dir = tempfile::tempdir().expect("tempdir");
-        let text = config_text(
-            &sandbox.base_url(),
-            &dir.path().join("tandem.db"),
-            daemon_extra,
-            extra,
-        );
+        let text = make(&sandbox.base_url(), &dir.path().join("tandem.db"));
         let config = Config::from_str_at(&text, &dir.path().join("tandem.toml"))
             .unwrap_or_else(|e| panic!("{e}"));
         let daemon = Daemon::start(config).await.expect("daemon starts");
@@ -202,25 +208,7 @@ pub fn set_key(text: &str, header: &str, key: &str, value: &str) -> String {
 impl Harness {
     /// Like [`Harness::start_with`], but the default config text passes through `edit` first.
     pub async fn start_edited(options: SandboxOptions, edit: impl Fn(String) -> String) -> Harness {
-        let sandbox = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), options)
-            .await
-            .expect("sandbox starts");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let text = edit(config_text(
-            &sandbox.base_url(),
-            &dir.path().join("tandem.db"),
-            "",
-            "",
-        ));
-        let config = Config::from_str_at(&text, &dir.path().join("tandem.toml"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let daemon = Daemon::start(config).await.expect("daemon starts");
-        Harness {
-            sandbox,
-            daemon: Some(daemon),
-            dir,
-            http: reqwest::Client::new(),
-        }
+        Self::start_from(options, |url, state| edit(config_text(url, state, "", ""))).await
     }
 
     /// A freshly loaded config for this harness (same sandbox and state file), edited by `edit`,

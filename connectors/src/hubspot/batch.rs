@@ -119,26 +119,6 @@ fn is_transient(error: &StandardError) -> bool {
             .any(|c| error.category.eq_ignore_ascii_case(c))
 }
 
-fn error_message(error: &StandardError) -> String {
-    let mut text = if error.category.is_empty() {
-        error.message.clone()
-    } else {
-        format!("{}: {}", error.category, error.message)
-    };
-    let details: Vec<&str> = error
-        .errors
-        .iter()
-        .map(|e| e.message.as_str())
-        .filter(|m| !m.is_empty() && !error.message.contains(m))
-        .collect();
-    if !details.is_empty() {
-        text.push_str(" (");
-        text.push_str(&details.join("; "));
-        text.push(')');
-    }
-    text
-}
-
 /// Merge HubSpot's answer into the locally decided slots, one result per input record.
 pub fn map_response(prepared: Prepared, response: UpsertResponse) -> Vec<ItemResult> {
     let Prepared {
@@ -211,11 +191,11 @@ pub fn map_response(prepared: Prepared, response: UpsertResponse) -> Vec<ItemRes
         };
         let item = if is_transient(error) {
             ItemResult::Transient {
-                message: error_message(error),
+                message: error.describe(),
             }
         } else {
             ItemResult::Permanent {
-                message: error_message(error),
+                message: error.describe(),
             }
         };
         for pos in positions {

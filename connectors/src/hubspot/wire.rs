@@ -146,21 +146,32 @@ pub struct ErrorDetail {
 impl ErrorBody {
     /// HubSpot's message followed by its per-field details, which usually name the culprit.
     pub fn describe(&self) -> String {
-        let mut text = match &self.category {
-            Some(c) if !c.is_empty() => format!("{c}: {}", self.message),
-            _ => self.message.clone(),
-        };
-        let details: Vec<&str> = self
-            .errors
-            .iter()
-            .map(|e| e.message.as_str())
-            .filter(|m| !m.is_empty() && !self.message.contains(m))
-            .collect();
-        if !details.is_empty() {
-            text.push_str(" (");
-            text.push_str(&details.join("; "));
-            text.push(')');
-        }
-        text
+        describe_error(self.category.as_deref(), &self.message, &self.errors)
     }
+}
+
+impl StandardError {
+    /// Like [`ErrorBody::describe`], for one input's error inside a 207.
+    pub fn describe(&self) -> String {
+        describe_error(Some(&self.category), &self.message, &self.errors)
+    }
+}
+
+/// `CATEGORY: message (detail; detail)`: the vendor's own words, nothing added.
+fn describe_error(category: Option<&str>, message: &str, errors: &[ErrorDetail]) -> String {
+    let mut text = match category {
+        Some(c) if !c.is_empty() => format!("{c}: {message}"),
+        _ => message.to_owned(),
+    };
+    let details: Vec<&str> = errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .filter(|m| !m.is_empty() && !message.contains(m))
+        .collect();
+    if !details.is_empty() {
+        text.push_str(" (");
+        text.push_str(&details.join("; "));
+        text.push(')');
+    }
+    text
 }
