@@ -225,6 +225,19 @@ async fn status_and_dlq_work_with_the_daemon_up_and_down() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 dead letter(s) dropped"));
 
+    let log = p.log_text();
+    for canary in [
+        "ok@example.com",
+        "4155552671",
+        common::TOKEN,
+        "admin-secret",
+        common::SECRET,
+    ] {
+        assert!(
+            !log.contains(canary),
+            "the daemon's log leaks {canary:?}:\n{log}"
+        );
+    }
     p.signal("TERM");
     assert_eq!(p.wait_exit(Duration::from_secs(15)).await, Some(0));
     // Down: status reads the state file; changes are refused with a reason.
