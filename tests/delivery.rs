@@ -578,3 +578,42 @@ async fn the_engine_never_exceeds_the_vendor_rate_limit() {
     let c = h.sandbox.contact_by_email("busy@example.com").unwrap();
     assert_eq!((c.writes, c.properties["firstname"].as_str()), (20, "N19"));
 }
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_lease_never_causes_double_sends() {
+    let h = Harness::start_edited(SandboxOptions::default(), |t| {
+        let t = common::set_key(&t, "daemon.delivery", "lease", "\"1s\"");
+        common::set_key(&t, "daemon.delivery", "call_timeout", "\"500ms\"")
+    })
+    .await;
+    // One 429 that asks for 3 s: three leases' worth. Workers must wait it out before
+    // claiming, or expired leases would hand the same rows to a second worker.
+    h.sandbox
+        .set_faults(scripted(vec![ScriptStep {
+            times: 1,
+            status: 429,
+            drop: false,
+            retry_after: Some(3),
+        }]))
+        .unwrap();
+    let batch = |from: usize| -> Vec<_> {
+        (from..from + 10)
+            .map(|i| lead(&format!("wait{i}@example.com"), "W"))
+            .collect()
+    };
+    assert!(h.post_all(batch(0)).await.iter().all(|s| *s == 202));
+    common::wait_until(LONG, "the 429", || async {
+        (h.sandbox.stats().rate_limited == 1).then_some(())
+    })
+    .await;
+    // Leads arriving during the hold-off are due at once: the ones at risk.
+    assert!(h.post_all(batch(10)).await.iter().all(|s| *s == 202));
+    h.drain(LONG).await;
+    let stats = h.sandbox.stats();
+    assert_eq!(stats.rate_limited, 1);
+    assert_eq!(
+        stats.inputs_received, 20,
+        "every lead sent once after the 429: {stats:?}"
+    );
+    assert!(h.sandbox.contacts().iter().all(|c| c.writes == 1));
+}

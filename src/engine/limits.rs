@@ -59,6 +59,13 @@ impl DestinationLimiter {
         self.gcra.until_ready().await;
     }
 
+    /// How long the vendor still wants us to wait, if at all. Workers wait this out *before*
+    /// claiming, so a long Retry-After never outlives the lease on rows they hold.
+    pub fn vendor_wait(&self) -> Option<Duration> {
+        let wait = self.not_before_ms.load(Ordering::Relaxed) - crate::store::sqlite::now_ms();
+        (wait > 0).then(|| Duration::from_millis(wait as u64))
+    }
+
     /// The vendor said to wait: nobody calls before `now + d` (pauses only ever extend).
     pub fn hold_off(&self, d: Duration) {
         let until = crate::store::sqlite::now_ms() + d.as_millis() as i64;
@@ -124,7 +131,12 @@ mod tests {
             requests: 100,
             per: Duration::from_secs(1),
         });
+        assert_eq!(l.vendor_wait(), None);
         l.hold_off(Duration::from_millis(80));
+        assert!(
+            l.vendor_wait()
+                .is_some_and(|w| w <= Duration::from_millis(80))
+        );
         let t = std::time::Instant::now();
         l.ready().await;
         assert!(t.elapsed() >= Duration::from_millis(70));

@@ -25,6 +25,13 @@ pub(super) async fn run(
     while !cancel.is_cancelled() {
         dest.heartbeat
             .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        if let Some(wait) = dest.limiter.vendor_wait() {
+            // In short steps, so the watchdog keeps hearing from this worker.
+            if sleep_or_cancel(wait.min(Duration::from_secs(5)), &cancel).await {
+                break;
+            }
+            continue;
+        }
         let paused = dest.paused_reason().is_some();
         let limit = if paused {
             1
