@@ -1,56 +1,108 @@
 //! `tandem-connectors`: how tandem talks to each platform. Nothing here knows about scheduling,
-//! durability or retries; that is the daemon's job. Each platform lives in its own folder.
+//! durability or retries; that is the daemon's job. Each platform lives in its own folder and
+//! implements [`Connector`] for its config type.
 //!
-//! The registry is [`ConnectorKind`]: one closed, serde-tagged enum (`kind = "…"` in the config).
-//! Adding a platform means one folder under `src/` and one variant here; the compiler then points at
-//! every `match` that must learn about it.
+//! The registry is [`ConnectorKind`]: one closed, serde-tagged enum (`kind = "…"` in the config),
+//! generated from the single list in `registry!` below. Adding a platform means one folder under
+//! `src/` and one line in that list.
 
+pub mod context;
 pub mod hubspot;
 pub mod model;
+pub mod oauth;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 pub mod sink;
 pub mod units;
 pub mod webhook;
 
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-pub use model::{Lead, SinkRecord, Touchpoint};
+pub use context::{ConnectorContext, ConnectorState, TokenSet};
+pub use model::{Lead, OnConflict, RecordFields, SinkRecord, Touchpoint};
 pub use sink::{BatchOutcome, CallError, ItemResult, LeadSink, RateLimit};
 
-/// Every platform tandem can talk to, as configured in `[connectors.NAME]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ConnectorKind {
+/// What every platform's config type provides to the daemon.
+pub trait Connector {
+    /// Problems the type system can't catch, as (key relative to the connector, message + hint).
+    fn validate(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// The CRM side, if this platform receives leads.
+    fn lead_sink(&self, _ctx: ConnectorContext) -> Result<Option<Arc<dyn LeadSink>>, BuildError> {
+        Ok(None)
+    }
+    /// Whether this platform is a CRM (answerable without building a client).
+    fn is_crm(&self) -> bool {
+        false
+    }
+    /// The webhook side, if this platform takes form posts on `/hooks/NAME`.
+    fn webhook(&self) -> Option<&webhook::WebhookConfig> {
+        None
+    }
+}
+
+macro_rules! registry {
+    ($( $(#[$doc:meta])* $variant:ident($config:ty) = $kind:literal, )*) => {
+        /// Every platform tandem can talk to, as configured in `[connectors.NAME]`.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum ConnectorKind {
+            $( $(#[$doc])* $variant($config), )*
+        }
+
+        /// Every `kind = "…"` value, in registry order.
+        pub const KINDS: &[&str] = &[$($kind),*];
+
+        impl ConnectorKind {
+            /// The `kind = "…"` string, for messages.
+            pub fn kind_name(&self) -> &'static str {
+                match self { $( ConnectorKind::$variant(_) => $kind, )* }
+            }
+
+            /// Parses the rest of a `[connectors.NAME]` table (without `kind`) as the config type
+            /// of `kind`, so serde's errors point at the offending key.
+            pub fn from_kind<'de, D: Deserializer<'de>>(kind: &str, table: D) -> Result<ConnectorKind, D::Error> {
+                match kind {
+                    $( $kind => <$config>::deserialize(table).map(ConnectorKind::$variant), )*
+                    other => Err(serde::de::Error::unknown_variant(other, KINDS)),
+                }
+            }
+
+            fn connector(&self) -> &dyn Connector {
+                match self { $( ConnectorKind::$variant(c) => c, )* }
+            }
+        }
+    };
+}
+
+registry! {
     /// Form submissions pushed to `POST /hooks/NAME`.
-    Webhook(webhook::WebhookConfig),
+    Webhook(webhook::WebhookConfig) = "webhook",
     /// HubSpot CRM (contacts batch upsert).
-    Hubspot(hubspot::HubspotConfig),
+    Hubspot(hubspot::HubspotConfig) = "hubspot",
 }
 
 impl ConnectorKind {
-    /// The `kind = "…"` string, for messages.
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            ConnectorKind::Webhook(_) => "webhook",
-            ConnectorKind::Hubspot(_) => "hubspot",
-        }
+    pub fn validate(&self) -> Vec<(String, String)> {
+        self.connector().validate()
     }
 
-    /// The CRM side of this connector, if it receives leads.
-    pub fn lead_sink(&self) -> Result<Option<Arc<dyn LeadSink>>, BuildError> {
-        Ok(match self {
-            ConnectorKind::Webhook(_) => None,
-            ConnectorKind::Hubspot(c) => Some(Arc::new(hubspot::HubspotClient::new(c)?)),
-        })
+    pub fn lead_sink(
+        &self,
+        ctx: ConnectorContext,
+    ) -> Result<Option<Arc<dyn LeadSink>>, BuildError> {
+        self.connector().lead_sink(ctx)
     }
 
-    /// Whether this connector takes form posts on `/hooks/NAME`.
+    pub fn is_crm(&self) -> bool {
+        self.connector().is_crm()
+    }
+
     pub fn webhook(&self) -> Option<&webhook::WebhookConfig> {
-        match self {
-            ConnectorKind::Webhook(c) => Some(c),
-            ConnectorKind::Hubspot(_) => None,
-        }
+        self.connector().webhook()
     }
 }
 

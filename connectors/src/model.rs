@@ -79,6 +79,28 @@ pub struct Touchpoint {
     pub captured_at: String,
 }
 
+/// What a CRM may do to a field that already holds a value (per mapped field, `on_conflict`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// The lead's value wins (the default).
+    #[default]
+    Overwrite,
+    /// Written only where the CRM's field is empty: never clobber what sales typed.
+    FillEmpty,
+    /// Written only when the record is created; an existing record's value is never touched.
+    Never,
+}
+
+/// A flow's rendered output for one lead, as the outbox stores it: the CRM's own property names
+/// and values, plus the fields whose conflict rule is not `overwrite`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordFields {
+    pub properties: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conflict: BTreeMap<String, OnConflict>,
+}
+
 /// One lead as a CRM should receive it: the flow's field mapping already applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SinkRecord {
@@ -86,4 +108,62 @@ pub struct SinkRecord {
     pub delivery_id: i64,
     /// Target property name → value, rendered from the flow's `fields`.
     pub properties: BTreeMap<String, String>,
+    /// Fields whose `on_conflict` is not `overwrite` (absent = overwrite).
+    #[serde(default)]
+    pub conflict: BTreeMap<String, OnConflict>,
+    /// The id this CRM gave the person on an earlier delivery, if any: connectors without a
+    /// native upsert update it instead of searching (and never create a second record).
+    #[serde(default)]
+    pub remote_id: Option<String>,
+}
+
+impl SinkRecord {
+    /// The rule for one property.
+    pub fn rule(&self, property: &str) -> OnConflict {
+        self.conflict.get(property).copied().unwrap_or_default()
+    }
+
+    /// Properties to write to a record that already exists and currently holds `existing`
+    /// (property → current value; missing or empty = empty). Creates take every property.
+    pub fn properties_for_update<'a>(
+        &'a self,
+        existing: impl Fn(&str) -> Option<&'a str>,
+    ) -> BTreeMap<String, String> {
+        self.properties
+            .iter()
+            .filter(|(k, _)| match self.rule(k) {
+                OnConflict::Overwrite => true,
+                OnConflict::FillEmpty => existing(k).is_none_or(|v| v.trim().is_empty()),
+                OnConflict::Never => false,
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_rules_decide_what_an_update_may_write() {
+        let r = SinkRecord {
+            delivery_id: 1,
+            properties: BTreeMap::from([
+                ("email".into(), "a@b.co".into()),
+                ("phone".into(), "+1555".into()),
+                ("lead_source".into(), "web".into()),
+            ]),
+            conflict: BTreeMap::from([
+                ("phone".into(), OnConflict::FillEmpty),
+                ("lead_source".into(), OnConflict::Never),
+            ]),
+            remote_id: None,
+        };
+        let with_phone = r.properties_for_update(|k| (k == "phone").then_some("+1999"));
+        assert_eq!(with_phone.keys().collect::<Vec<_>>(), ["email"]);
+        let empty_phone = r.properties_for_update(|k| (k == "phone").then_some(" "));
+        assert_eq!(empty_phone.keys().collect::<Vec<_>>(), ["email", "phone"]);
+        assert_eq!(r.rule("email"), OnConflict::Overwrite);
+    }
 }

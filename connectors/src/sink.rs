@@ -65,4 +65,9 @@ pub trait LeadSink: Send + Sync {
     fn default_rate_limit(&self) -> RateLimit;
     /// Upsert every record; the result vector has exactly one entry per record, in order.
     async fn upsert_people(&self, batch: &[SinkRecord]) -> Result<BatchOutcome, CallError>;
+
+    /// `tandem check --connect`: are the credentials good, and does every property a flow maps
+    /// (`fields`) exist in the CRM with a type a string can be written to? One line per problem,
+    /// each saying how to fix it; empty = all good. Never writes anything.
+    async fn verify(&self, fields: &[String]) -> Vec<String>;
 }

@@ -40,7 +40,11 @@ fn client_with(sb: &HubspotSandbox, extra: Value) -> HubspotClient {
     }
     let cfg: HubspotConfig = serde_json::from_value(cfg).expect("config");
     assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
-    HubspotClient::new(&cfg).expect("client")
+    HubspotClient::new(
+        &cfg,
+        tandem_connectors::ConnectorContext::in_memory("hubspot"),
+    )
+    .expect("client")
 }
 
 fn client(sb: &HubspotSandbox) -> HubspotClient {
@@ -49,6 +53,8 @@ fn client(sb: &HubspotSandbox) -> HubspotClient {
 
 fn rec(delivery_id: i64, props: &[(&str, &str)]) -> SinkRecord {
     SinkRecord {
+        remote_id: None,
+        conflict: Default::default(),
         delivery_id,
         properties: props
             .iter()
@@ -340,10 +346,13 @@ async fn a_wrong_token_is_an_auth_error() {
     let sb = sandbox(options()).await;
     let cfg: HubspotConfig =
         serde_json::from_value(json!({"token": "pat-wrong", "base_url": sb.base_url()})).unwrap();
-    match HubspotClient::new(&cfg)
-        .unwrap()
-        .upsert_people(&[lead(1)])
-        .await
+    match HubspotClient::new(
+        &cfg,
+        tandem_connectors::ConnectorContext::in_memory("hubspot"),
+    )
+    .unwrap()
+    .upsert_people(&[lead(1)])
+    .await
     {
         Err(CallError::Auth { status, message }) => {
             assert_eq!(status, 401);
@@ -802,11 +811,14 @@ async fn the_clients_request_matches_the_spec_schema() {
     let cfg: HubspotConfig =
         serde_json::from_value(json!({"token": TOKEN, "base_url": base, "id_property": "crm_key"}))
             .unwrap();
-    let out = HubspotClient::new(&cfg)
-        .unwrap()
-        .upsert_people(&[lead(1), rec(2, &[("crm_key", "K2"), ("firstname", "K")])])
-        .await
-        .unwrap();
+    let out = HubspotClient::new(
+        &cfg,
+        tandem_connectors::ConnectorContext::in_memory("hubspot"),
+    )
+    .unwrap()
+    .upsert_people(&[lead(1), rec(2, &[("crm_key", "K2"), ("firstname", "K")])])
+    .await
+    .unwrap();
     assert!(
         out.items
             .iter()

@@ -15,16 +15,9 @@ pub use tandem_connectors::model::CANONICAL_FIELDS;
 
 /// Every `kind` the connectors crate knows, read from its own registry so this list can't drift.
 pub fn known_kinds() -> Vec<String> {
-    let err = match toml::from_str::<ConnectorKind>("kind = \"\"") {
-        Ok(_) => return Vec::new(),
-        Err(e) => e,
-    };
-    err.message()
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .filter(|k| !k.is_empty())
-        .map(str::to_string)
+    tandem_connectors::KINDS
+        .iter()
+        .map(|k| k.to_string())
         .collect()
 }
 
@@ -111,13 +104,11 @@ pub(crate) fn connector(
 fn validate(name: &str, kind: &ConnectorKind, table: &DeTable<'_>, rep: &mut Reporter<'_>) {
     let prefix = format!("connectors.{name}");
     let span = |path: &[&str]| document::span_of(table, path);
-    match kind {
-        ConnectorKind::Webhook(w) => validate_webhook(&prefix, w, table, rep),
-        ConnectorKind::Hubspot(h) => {
-            for (key, message) in h.validate() {
-                rep.push(span(&[&key]), format!("{prefix}.{key}"), message, None);
-            }
-        }
+    if let Some(w) = kind.webhook() {
+        validate_webhook(&prefix, w, table, rep);
+    }
+    for (key, message) in kind.validate() {
+        rep.push(span(&[&key]), format!("{prefix}.{key}"), message, None);
     }
 }
 

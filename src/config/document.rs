@@ -82,12 +82,22 @@ pub(crate) fn section<T: DeserializeOwned>(
     prefix: &str,
     rep: &mut Reporter<'_>,
 ) -> Option<T> {
+    section_with(value, prefix, rep, |d| T::deserialize(d))
+}
+
+/// Like [`section`], with the deserialization chosen by the caller (a connector's `kind`).
+pub(crate) fn section_with<T>(
+    value: &Spanned<DeValue<'_>>,
+    prefix: &str,
+    rep: &mut Reporter<'_>,
+    parse: impl Fn(ValueDeserializer<'_>) -> Result<T, toml::de::Error>,
+) -> Option<T> {
     let mut work = value.clone();
     let mut failed = false;
     let mut dropped: Vec<String> = Vec::new();
     // Bounded: each retry removes one entry, so this ends; the bound only guards against surprises.
     for _ in 0..256 {
-        let attempt = T::deserialize(ValueDeserializer::from(work.clone()));
+        let attempt = parse(ValueDeserializer::from(work.clone()));
         let err = match attempt {
             Ok(v) => return (!failed).then_some(v),
             Err(e) => e,

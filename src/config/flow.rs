@@ -45,17 +45,7 @@ impl FieldMapping {
     }
 }
 
-/// What to do when the CRM already holds a value for the property.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnConflict {
-    #[default]
-    Overwrite,
-    /// Write only when the CRM's value is empty (never clobber what sales typed).
-    FillEmpty,
-    /// Write only when creating the record.
-    Never,
-}
+pub use tandem_connectors::OnConflict;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,15 +10,6 @@ use toml::de::DeTable;
 use super::{DaemonConfig, FlowConfig, OnConflict, document::span_of, error::Reporter};
 use crate::mapping::FieldTemplates;
 
-/// Whether a connector can receive leads (is a CRM). Matched here instead of calling
-/// `lead_sink()`, which would build an HTTP client just to answer yes or no.
-fn is_crm(kind: &ConnectorKind) -> bool {
-    match kind {
-        ConnectorKind::Hubspot(_) => true,
-        ConnectorKind::Webhook(_) => false,
-    }
-}
-
 fn names_hint(names: &BTreeSet<String>, what: &str) -> Option<String> {
     if names.is_empty() {
         Some("no connectors are configured; add a [connectors.NAME] table".into())
@@ -44,7 +35,7 @@ pub(crate) fn flows(
         .collect();
     let crms: BTreeSet<String> = connectors
         .iter()
-        .filter(|(_, k)| is_crm(k))
+        .filter(|(_, k)| k.is_crm())
         .map(|(n, _)| n.clone())
         .collect();
     for (name, flow) in flows {
@@ -96,7 +87,7 @@ pub(crate) fn flows(
                 names_hint(declared, "configured connectors"),
             );
         } else if let Some(kind) = to_kind
-            && !is_crm(kind)
+            && !kind.is_crm()
         {
             rep.push(
                 span(&["to"]),

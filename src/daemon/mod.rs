@@ -83,7 +83,7 @@ impl Daemon {
         }
         let listen = config.daemon.listen;
         let delivery = config.daemon.delivery.clone();
-        let runtime = Arc::new(Runtime::build(config)?);
+        let runtime = Arc::new(Runtime::build(config, store.clone())?);
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
@@ -139,7 +139,7 @@ impl Daemon {
             tracing::warn!("daemon.listen and daemon.state take effect only after a restart");
         }
         let delivery = config.daemon.delivery.clone();
-        let runtime = Arc::new(Runtime::build(config)?);
+        let runtime = Arc::new(Runtime::build(config, self.store.clone())?);
         self.state.swap_runtime(runtime.clone());
         let previous = self.engine.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(engine) = previous {

@@ -6,12 +6,14 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use anyhow::Context;
 use serde_json::json;
-use tandem_connectors::{Lead, LeadSink, RateLimit, webhook::WebhookConfig};
+use tandem_connectors::{
+    ConnectorContext, Lead, LeadSink, OnConflict, RateLimit, RecordFields, webhook::WebhookConfig,
+};
 
 use crate::{
     config::Config,
     mapping::{FieldTemplates, RenderError},
-    store::LeadDelivery,
+    store::{LeadDelivery, Store, StoreConnectorState},
 };
 
 /// A connector that takes form posts on `/hooks/NAME`.
@@ -28,6 +30,8 @@ pub struct Flow {
     pub from: Vec<String>,
     pub to: String,
     pub templates: FieldTemplates,
+    /// Fields whose `on_conflict` is not `overwrite`.
+    pub conflict: BTreeMap<String, OnConflict>,
 }
 
 pub struct Runtime {
@@ -41,7 +45,8 @@ pub struct Runtime {
 impl Runtime {
     /// Builds clients and compiles templates. The config was validated on load, so a failure here
     /// is an environment problem (e.g. the TLS stack), reported with the connector's name.
-    pub fn build(config: Config) -> anyhow::Result<Runtime> {
+    /// Connectors get a [`ConnectorContext`] backed by `store` (OAuth tokens, remote ids).
+    pub fn build(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Runtime> {
         let mut flows = BTreeMap::new();
         for (name, f) in &config.flows {
             let templates = FieldTemplates::from_flow(&f.fields).map_err(|errs| {
@@ -54,6 +59,12 @@ impl Runtime {
                     from: f.from.clone(),
                     to: f.to.clone(),
                     templates,
+                    conflict: f
+                        .fields
+                        .iter()
+                        .filter(|(_, m)| m.on_conflict() != OnConflict::Overwrite)
+                        .map(|(k, m)| (k.clone(), m.on_conflict()))
+                        .collect(),
                 }),
             );
         }
@@ -84,7 +95,13 @@ impl Runtime {
             let is_destination = flows.values().any(|f| &f.to == name);
             if is_destination
                 && let Some(sink) = kind
-                    .lead_sink()
+                    .lead_sink(ConnectorContext {
+                        name: name.clone(),
+                        state: Arc::new(StoreConnectorState {
+                            store: store.clone(),
+                            connector: name.clone(),
+                        }),
+                    })
                     .with_context(|| format!("connector {name}"))?
             {
                 let limit = sink.default_rate_limit();
@@ -118,11 +135,14 @@ impl Runtime {
 
 /// Renders one flow for one lead (also used by replay).
 pub fn render_delivery(flow: &Flow, ctx: &serde_json::Value) -> Result<LeadDelivery, RenderError> {
-    let properties = flow.templates.render(ctx)?;
+    let fields = RecordFields {
+        properties: flow.templates.render(ctx)?,
+        conflict: flow.conflict.clone(),
+    };
     Ok(LeadDelivery {
         flow: flow.name.clone(),
         destination: flow.to.clone(),
-        payload: serde_json::to_string(&properties).unwrap_or_else(|_| "{}".into()),
+        payload: serde_json::to_string(&fields).unwrap_or_else(|_| "{}".into()),
     })
 }
 

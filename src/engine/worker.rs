@@ -4,11 +4,11 @@
 //! without spending attempts; 401/403 pauses the destination until a probe or reload succeeds;
 //! a batch refused as a whole is retried record by record so one bad lead cannot sink 99 good ones.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use tandem_connectors::{BatchOutcome, CallError, ItemResult, SinkRecord};
+use tandem_connectors::{BatchOutcome, CallError, ItemResult, RecordFields, SinkRecord};
 use tokio_util::sync::CancellationToken;
 
 use super::{Destination, EngineOptions, retry::Next};
@@ -132,10 +132,12 @@ fn to_records(batch: &[Claimed]) -> (Vec<SinkRecord>, Vec<Settlement>) {
     let mut records = Vec::with_capacity(batch.len());
     let mut dead = Vec::new();
     for c in batch {
-        match serde_json::from_str::<BTreeMap<String, String>>(&c.payload) {
-            Ok(properties) => records.push(SinkRecord {
+        match serde_json::from_str::<RecordFields>(&c.payload) {
+            Ok(fields) => records.push(SinkRecord {
                 delivery_id: c.id,
-                properties,
+                properties: fields.properties,
+                conflict: fields.conflict,
+                remote_id: c.remote_id.clone(),
             }),
             Err(e) => dead.push(Settlement::Dead {
                 id: c.id,

@@ -5,6 +5,7 @@
 //! results) so that each is one transaction, and every claim is one statement with a lease, so a
 //! PostgreSQL engine can implement it without changing callers. [`sqlite`] is the embedded default.
 
+mod connector_state;
 pub mod sqlite;
 mod types;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use connector_state::StoreConnectorState;
 pub use types::*;
 
 /// Why a store operation failed.
@@ -98,6 +100,15 @@ pub trait Store: Send + Sync {
 
     /// Paused connectors and why.
     async fn paused(&self) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Remembers the id a destination gave the person of `delivery_id`, at once (mid-batch).
+    async fn record_remote_id(&self, delivery_id: i64, remote_id: &str) -> Result<(), StoreError>;
+
+    /// A connector's saved OAuth token set (JSON), if any.
+    async fn load_token(&self, connector: &str) -> Result<Option<String>, StoreError>;
+
+    /// Saves a connector's OAuth token set (JSON); durable when this returns.
+    async fn save_token(&self, connector: &str, token_json: &str) -> Result<(), StoreError>;
 
     /// A polled source's saved position (`None` before its first poll).
     async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError>;

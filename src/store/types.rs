@@ -77,6 +77,8 @@ pub struct Claimed {
     /// Attempts including this one.
     pub attempts: u32,
     pub created_at_ms: i64,
+    /// The id the destination gave this person on an earlier delivery, if any.
+    pub remote_id: Option<String>,
 }
 
 /// What became of one claimed delivery.

@@ -229,6 +229,8 @@ mod tests {
 
     fn record(id: i64, props: &[(&str, &str)]) -> SinkRecord {
         SinkRecord {
+            remote_id: None,
+            conflict: Default::default(),
             delivery_id: id,
             properties: props
                 .iter()

@@ -36,7 +36,7 @@ pub struct HubspotClient {
 }
 
 impl HubspotClient {
-    pub fn new(config: &HubspotConfig) -> Result<Self, BuildError> {
+    pub fn new(config: &HubspotConfig, _ctx: crate::ConnectorContext) -> Result<Self, BuildError> {
         let base =
             super::parse_base_url(&config.base_url).map_err(|reason| BuildError::BaseUrl {
                 url: config.base_url.clone(),
@@ -148,6 +148,11 @@ impl LeadSink for HubspotClient {
 
     fn default_rate_limit(&self) -> RateLimit {
         self.rate_limit
+    }
+
+    async fn verify(&self, _fields: &[String]) -> Vec<String> {
+        // Being written with HubSpot OAuth and conflict rules (issue 3).
+        Vec::new()
     }
 
     async fn upsert_people(&self, batch: &[SinkRecord]) -> Result<BatchOutcome, CallError> {

@@ -161,7 +161,8 @@ mod tests {
         assert_eq!(c.effective_rate_limit().to_string(), "190/10s");
         assert!(c.validate().is_empty());
         assert_eq!(c.token.expose_secret(), "pat-na1-secret");
-        let client = HubspotClient::new(&c).expect("builds");
+        let client =
+            HubspotClient::new(&c, crate::ConnectorContext::in_memory("hubspot")).expect("builds");
         assert_eq!(client.max_batch(), 100);
         assert!(!format!("{c:?}{client:?}").contains("pat-na1-secret"));
     }
@@ -180,7 +181,7 @@ mod tests {
         );
         assert!(c.validate().is_empty());
         assert_eq!(
-            HubspotClient::new(&c)
+            HubspotClient::new(&c, crate::ConnectorContext::in_memory("hubspot"))
                 .unwrap()
                 .default_rate_limit()
                 .requests,
@@ -206,9 +207,10 @@ mod tests {
             config(serde_json::json!({"token": "t", "tier": "starter", "rate_limit": "150/10s"}));
         assert!(c.validate()[0].1.contains("Starter tier's 100/10s"));
         assert!(
-            HubspotClient::new(&config(
-                serde_json::json!({"token": "t", "base_url": "not a url"})
-            ))
+            HubspotClient::new(
+                &config(serde_json::json!({"token": "t", "base_url": "not a url"})),
+                crate::ConnectorContext::in_memory("hubspot")
+            )
             .is_err()
         );
     }
@@ -222,5 +224,22 @@ mod tests {
                 .as_str(),
             "http://127.0.0.1:9/hubspot/crm/v3/objects/contacts/batch/upsert"
         );
+    }
+}
+
+impl crate::Connector for HubspotConfig {
+    fn validate(&self) -> Vec<(String, String)> {
+        HubspotConfig::validate(self)
+    }
+
+    fn lead_sink(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::LeadSink>>, crate::BuildError> {
+        Ok(Some(std::sync::Arc::new(HubspotClient::new(self, ctx)?)))
+    }
+
+    fn is_crm(&self) -> bool {
+        true
     }
 }

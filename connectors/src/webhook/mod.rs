@@ -32,6 +32,12 @@ pub struct WebhookConfig {
     pub default_region: Option<String>,
 }
 
+impl crate::Connector for WebhookConfig {
+    fn webhook(&self) -> Option<&WebhookConfig> {
+        Some(self)
+    }
+}
+
 /// Which platform's payload and signature scheme a webhook connector speaks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

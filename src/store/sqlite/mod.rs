@@ -303,6 +303,27 @@ impl Store for SqliteStore {
         self.read(queries::paused).await
     }
 
+    async fn record_remote_id(&self, delivery_id: i64, remote_id: &str) -> Result<(), StoreError> {
+        let remote_id = remote_id.to_owned();
+        self.write(false, move |c| {
+            queries::record_remote_id(c, delivery_id, &remote_id, now_ms())
+        })
+        .await
+    }
+
+    async fn load_token(&self, connector: &str) -> Result<Option<String>, StoreError> {
+        let connector = connector.to_owned();
+        self.read(move |c| queries::load_token(c, &connector)).await
+    }
+
+    async fn save_token(&self, connector: &str, token_json: &str) -> Result<(), StoreError> {
+        let (connector, token_json) = (connector.to_owned(), token_json.to_owned());
+        self.write(false, move |c| {
+            queries::save_token(c, &connector, &token_json, now_ms())
+        })
+        .await
+    }
+
     async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         let name = name.to_owned();
         self.read(move |c| queries::cursor(c, &name)).await

@@ -155,11 +155,20 @@ pub(super) fn claim(
                     payload: r.get(5)?,
                     attempts: r.get(6)?,
                     created_at_ms: r.get(7)?,
+                    remote_id: None,
                 })
             },
         )?
         .collect::<Result<Vec<_>, _>>()?;
     rows.sort_by_key(|c| c.id);
+    let mut known = conn.prepare_cached(
+        "SELECT remote_id FROM person_remote_ids WHERE person_id = ?1 AND connector = ?2",
+    )?;
+    for row in &mut rows {
+        row.remote_id = known
+            .query_row(params![row.person_id, destination], |r| r.get(0))
+            .optional()?;
+    }
     Ok(rows)
 }
 
@@ -178,13 +187,7 @@ pub(super) fn settle(
                 )?
                 .execute(params![id, remote_id, now])?;
                 if let Some(remote_id) = remote_id {
-                    conn.prepare_cached(
-                        "INSERT INTO person_remote_ids (person_id, connector, remote_id, updated_at)
-                         SELECT person_id, destination, ?2, ?3 FROM outbox WHERE id = ?1
-                         ON CONFLICT (person_id, connector) DO UPDATE
-                            SET remote_id = excluded.remote_id, updated_at = excluded.updated_at",
-                    )?
-                    .execute(params![id, remote_id, now])?;
+                    record_remote_id(conn, *id, remote_id, now)?;
                 }
             }
             Settlement::Retry {
@@ -426,6 +429,46 @@ pub(super) fn set_cursor(
         "INSERT INTO cursors (name, value, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         params![name, value, now],
+    )?;
+    Ok(())
+}
+
+pub(super) fn record_remote_id(
+    conn: &Connection,
+    delivery_id: i64,
+    remote_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO person_remote_ids (person_id, connector, remote_id, updated_at)
+         SELECT person_id, destination, ?2, ?3 FROM outbox WHERE id = ?1
+         ON CONFLICT (person_id, connector) DO UPDATE
+            SET remote_id = excluded.remote_id, updated_at = excluded.updated_at",
+    )?
+    .execute(params![delivery_id, remote_id, now])?;
+    Ok(())
+}
+
+pub(super) fn load_token(conn: &Connection, connector: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT token_json FROM oauth_tokens WHERE connector = ?1",
+            [connector],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub(super) fn save_token(
+    conn: &Connection,
+    connector: &str,
+    token_json: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO oauth_tokens (connector, token_json, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (connector) DO UPDATE SET token_json = excluded.token_json, updated_at = excluded.updated_at",
+        params![connector, token_json, now],
     )?;
     Ok(())
 }

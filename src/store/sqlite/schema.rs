@@ -74,6 +74,14 @@ const MIGRATIONS: &[&str] = &[
         updated_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 2: OAuth token sets (refresh tokens rotate; a rotated one must survive a crash).
+    r#"
+    CREATE TABLE oauth_tokens (
+        connector   TEXT PRIMARY KEY,
+        token_json  TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -112,7 +120,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 7);
+        assert_eq!(tables, 8);
         conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
             .unwrap();
         assert!(matches!(migrate(&mut conn), Err(StoreError::Corrupt(_))));

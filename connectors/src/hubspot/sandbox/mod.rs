@@ -11,6 +11,7 @@
 //! Rate limiting counts every authenticated `/crm/…` request against a rolling window per token,
 //! as HubSpot does; requests refused with 401 or 429 don't count.
 
+pub mod conformance;
 mod contacts;
 mod errors;
 mod gate;

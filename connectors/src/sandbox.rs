@@ -1,0 +1,92 @@
+//! The conformance suite's view of any CRM sandbox: start it, point a connector at it, play
+//! salesperson in it, inject faults, expire tokens, and count what it saw. Every CRM's sandbox
+//! implements [`CrmSandbox`]; [`start_crm`] is the list the suite runs over.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+/// The CRM's own names for the canonical fields the suite maps.
+#[derive(Debug, Clone, Copy)]
+pub struct CrmFieldNames {
+    pub email: &'static str,
+    pub first_name: &'static str,
+    pub last_name: &'static str,
+    pub phone: &'static str,
+    pub company: &'static str,
+}
+
+/// One person/lead/contact record as the sandbox holds it (CRM field names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmRecord {
+    pub id: String,
+    pub fields: BTreeMap<String, String>,
+    /// Creates and updates applied; 1 = created and never touched again.
+    pub writes: u32,
+}
+
+/// Faults every CRM sandbox can inject, in the vendor's own shapes.
+#[derive(Debug, Clone, Default)]
+pub struct CrmFaults {
+    /// Probability (0..1) that a write call answers the vendor's 5xx.
+    pub server_error_rate: f64,
+    /// The next N write calls answer the vendor's 429 (or its own throttle shape).
+    pub rate_limit_next: u32,
+    /// The next N write calls answer 5xx.
+    pub server_error_next: u32,
+    /// The next N write calls apply the write, then drop the connection before answering.
+    pub drop_after_write_next: u32,
+    /// Added latency per call, in ms.
+    pub delay_ms: u64,
+    /// Probability (0..1) that one record of a batch is refused with the vendor's validation error.
+    pub item_failure_rate: f64,
+    pub seed: Option<u64>,
+}
+
+/// What the sandbox saw.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CrmStats {
+    /// API calls other than token refreshes (searches and reads included).
+    pub api_calls: u64,
+    pub rate_limited: u64,
+    pub token_refreshes: u64,
+}
+
+#[async_trait]
+pub trait CrmSandbox: Send + Sync {
+    /// The `kind = "…"` this sandbox fakes.
+    fn kind(&self) -> &'static str;
+    /// Body lines of a `[connectors.NAME]` table (kind, credentials, base_url, …) pointing here.
+    fn connector_toml(&self) -> String;
+    fn fields(&self) -> CrmFieldNames;
+    /// Every person record.
+    fn records(&self) -> Vec<CrmRecord>;
+    /// The record whose email is `email` (case-insensitive).
+    fn record_by_email(&self, email: &str) -> Option<CrmRecord> {
+        let f = self.fields().email;
+        self.records().into_iter().find(|r| {
+            r.fields
+                .get(f)
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        })
+    }
+    /// Writes a field directly, as a salesperson would in the CRM's UI.
+    fn edit(&self, email: &str, field: &str, value: &str);
+    fn set_faults(&self, faults: CrmFaults);
+    /// Invalidates every access token issued so far, as the vendor does when one expires.
+    fn expire_tokens(&self);
+    fn stats(&self) -> CrmStats;
+    /// The most records one write call may carry (the vendor's batch limit).
+    fn batch_limit(&self) -> usize;
+}
+
+/// Starts the sandbox of `kind` on a loopback port; `None` for kinds without one.
+pub async fn start_crm(kind: &str) -> std::io::Result<Option<Box<dyn CrmSandbox>>> {
+    Ok(match kind {
+        "hubspot" => Some(crate::hubspot::sandbox::conformance::start().await?),
+        _ => None,
+    })
+}
+
+/// Every CRM kind the conformance suite runs against.
+pub const CRM_KINDS: &[&str] = &["hubspot"];
