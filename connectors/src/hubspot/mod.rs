@@ -141,6 +141,23 @@ impl HubspotConfig {
     }
 }
 
+impl crate::Connector for HubspotConfig {
+    fn validate(&self) -> Vec<(String, String)> {
+        HubspotConfig::validate(self)
+    }
+
+    fn lead_sink(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::LeadSink>>, crate::BuildError> {
+        Ok(Some(std::sync::Arc::new(HubspotClient::new(self, ctx)?)))
+    }
+
+    fn is_crm(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use secrecy::ExposeSecret;
@@ -224,22 +241,5 @@ mod tests {
                 .as_str(),
             "http://127.0.0.1:9/hubspot/crm/v3/objects/contacts/batch/upsert"
         );
-    }
-}
-
-impl crate::Connector for HubspotConfig {
-    fn validate(&self) -> Vec<(String, String)> {
-        HubspotConfig::validate(self)
-    }
-
-    fn lead_sink(
-        &self,
-        ctx: crate::ConnectorContext,
-    ) -> Result<Option<std::sync::Arc<dyn crate::LeadSink>>, crate::BuildError> {
-        Ok(Some(std::sync::Arc::new(HubspotClient::new(self, ctx)?)))
-    }
-
-    fn is_crm(&self) -> bool {
-        true
     }
 }
