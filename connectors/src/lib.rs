@@ -10,11 +10,14 @@ pub mod context;
 pub mod hubspot;
 pub mod model;
 pub mod oauth;
+pub mod pipedrive;
+pub mod salesforce;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod sink;
 pub mod units;
 pub mod webhook;
+pub mod zoho;
 
 use std::sync::Arc;
 
@@ -83,6 +86,12 @@ registry! {
     Webhook(webhook::WebhookConfig) = "webhook",
     /// HubSpot CRM (contacts batch upsert).
     Hubspot(hubspot::HubspotConfig) = "hubspot",
+    /// Salesforce Lead or Contact (sObject Collections upsert).
+    Salesforce(salesforce::SalesforceConfig) = "salesforce",
+    /// Pipedrive persons (and optionally leads).
+    Pipedrive(pipedrive::PipedriveConfig) = "pipedrive",
+    /// Zoho CRM Leads or Contacts.
+    Zoho(zoho::ZohoConfig) = "zoho",
 }
 
 impl ConnectorKind {
