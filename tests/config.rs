@@ -370,12 +370,22 @@ fn empty_flows_and_unsupported_conflict_rules_are_refused() {
     let text = format!(
         "{BASE}phone = {{ value = \"{{{{ lead.phone }}}}\", on_conflict = \"fill_empty\" }}\n"
     );
-    let errs = errors(&text);
-    let e = find(&errs, "flows.inbound.fields.phone.on_conflict");
+    // Every CRM implements the rules, so all three are accepted and carried to the flow.
+    let config = load_text(&text).1.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        e.message,
-        "on_conflict other than \"overwrite\" is not supported yet for kind hubspot"
+        config.flows["inbound"].fields["phone"].on_conflict(),
+        OnConflict::FillEmpty
     );
+    let never = load_text(&text.replace("fill_empty", "never"))
+        .1
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        never.flows["inbound"].fields["phone"].on_conflict(),
+        OnConflict::Never
+    );
+    let errs = errors(&text.replace("fill_empty", "sometimes"));
+    let e = find(&errs, "flows.inbound.fields.phone.on_conflict");
+    assert!(e.message.contains("sometimes"), "{e}");
 
     // The table form itself parses, and overwrite is accepted.
     let ok = text.replace("fill_empty", "overwrite");

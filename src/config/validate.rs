@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use tandem_connectors::ConnectorKind;
 use toml::de::DeTable;
 
-use super::{DaemonConfig, FlowConfig, OnConflict, document::span_of, error::Reporter};
+use super::{DaemonConfig, FlowConfig, document::span_of, error::Reporter};
 use crate::mapping::FieldTemplates;
 
 fn names_hint(names: &BTreeSet<String>, what: &str) -> Option<String> {
@@ -109,22 +109,6 @@ pub(crate) fn flows(
                     "add [flows.{name}.fields] with e.g. email = \"{{{{ lead.email }}}}\""
                 )),
             );
-        }
-        for (field, mapping) in &flow.fields {
-            if mapping.on_conflict() != OnConflict::Overwrite {
-                let kind = to_kind.map_or("this destination", |k| k.kind_name());
-                rep.push(
-                    span(&["fields", field, "on_conflict"]),
-                    key(&format!("fields.{field}.on_conflict")),
-                    format!(
-                        "on_conflict other than \"overwrite\" is not supported yet for kind {kind}"
-                    ),
-                    Some(
-                        "remove on_conflict (overwrite is the default) until a release supports it"
-                            .into(),
-                    ),
-                );
-            }
         }
         if let Err(broken) = FieldTemplates::from_flow(&flow.fields) {
             for (field, message) in broken {
