@@ -33,7 +33,11 @@ pub enum Command {
     /// Run the daemon (systemd: Type=notify).
     Run,
     /// Validate the config and report every problem with file, line, key and a hint.
-    Check,
+    Check {
+        /// Also connect to every CRM: credentials work, every mapped field exists and is writable.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Queue figures per flow and destination, paused connectors, last errors.
     Status {
         #[arg(long)]
@@ -100,15 +104,22 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let path = Config::resolve_path(cli.config.clone());
     match cli.command {
         Command::Run => crate::daemon::run(&path).await.map(|()| 0),
-        Command::Check => {
+        Command::Check { connect } => {
             let result = Config::load(&path);
             let report = crate::config::check_report(&result);
-            if result.is_ok() {
-                println!("{report}");
-                Ok(0)
-            } else {
-                eprintln!("{report}");
-                Ok(1)
+            match result {
+                Ok(config) => {
+                    println!("{report}");
+                    if connect {
+                        ops::check_connect(config).await
+                    } else {
+                        Ok(0)
+                    }
+                }
+                Err(_) => {
+                    eprintln!("{report}");
+                    Ok(1)
+                }
             }
         }
         Command::Status { json } => ops::status(&load(&path)?, json).await,

@@ -173,3 +173,40 @@ fn needs_daemon(r: Result<Value, AdminError>) -> anyhow::Result<Value> {
         AdminError::Other(e) => e,
     })
 }
+
+/// `check --connect`: through the running daemon (it owns the OAuth tokens), else in-process
+/// with the state file opened by this command (the daemon is down, so nobody else holds it).
+pub async fn check_connect(config: Config) -> anyhow::Result<i32> {
+    let client = AdminClient::new(&config)?;
+    let problems: Vec<(String, String)> = match client.post("/api/verify", &json!({})).await {
+        Ok(v) => v["problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let s = |k: &str| p[k].as_str().unwrap_or_default().to_owned();
+                (s("connector"), s("problem"))
+            })
+            .collect(),
+        Err(AdminError::NotRunning(_)) => {
+            let StateLocation::Sqlite(path) = &config.daemon.state;
+            let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(SqliteStore::open(
+                path,
+                crate::store::sqlite::SqliteOptions::default(),
+            )?);
+            crate::daemon::runtime::Runtime::build(config, store)?
+                .verify_connections()
+                .await
+        }
+        Err(AdminError::Other(e)) => return Err(e),
+    };
+    for (connector, problem) in &problems {
+        println!("{connector}: {problem}");
+    }
+    if problems.is_empty() {
+        println!("connections OK: every CRM accepted the credentials and knows every mapped field");
+        Ok(0)
+    } else {
+        Ok(1)
+    }
+}

@@ -152,3 +152,26 @@ fn describe(errs: &[(String, String)]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+impl Runtime {
+    /// `check --connect`: asks every CRM connector a flow delivers to whether its credentials work
+    /// and every mapped field exists with a writable type. Returns (connector, problem) lines.
+    pub async fn verify_connections(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        for (name, (sink, _)) in &self.sinks {
+            let fields: Vec<String> = self
+                .config
+                .flows
+                .values()
+                .filter(|f| &f.to == name)
+                .flat_map(|f| f.fields.keys().cloned())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            for problem in sink.verify(&fields).await {
+                problems.push((name.clone(), problem));
+            }
+        }
+        problems
+    }
+}

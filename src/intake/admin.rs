@@ -239,3 +239,17 @@ pub fn parse_since(s: &str) -> Result<i64, String> {
         )),
     }
 }
+
+/// `tandem check --connect` while the daemon runs: the daemon owns the OAuth tokens, so the
+/// check uses (and, if it must refresh, persists) the same ones.
+pub async fn verify(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse(&state, &headers) {
+        return r;
+    }
+    let problems = state.runtime().verify_connections().await;
+    let list: Vec<_> = problems
+        .into_iter()
+        .map(|(connector, problem)| json!({"connector": connector, "problem": problem}))
+        .collect();
+    Json(json!({ "problems": list })).into_response()
+}

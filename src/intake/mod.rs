@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/dlq/retry", post(admin::retry))
         .route("/api/dlq/drop", post(admin::drop))
         .route("/api/replay", post(admin::replay))
+        .route("/api/verify", post(admin::verify))
         .fallback(reply::not_found)
         // Slow or stuck clients must not pin connections: the whole request has a deadline.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
