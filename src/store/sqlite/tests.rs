@@ -366,3 +366,45 @@ async fn a_full_write_queue_sheds_intake_instead_of_queueing_forever() {
         "every write that was not shed is stored, none half-stored"
     );
 }
+
+#[tokio::test]
+async fn tokens_persist_and_remote_ids_recorded_mid_batch_come_back_on_the_next_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    assert_eq!(s.load_token("crm").await.unwrap(), None);
+    s.save_token("crm", r#"{"access_token":"a1"}"#)
+        .await
+        .unwrap();
+    s.save_token("crm", r#"{"access_token":"a2"}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.load_token("crm").await.unwrap().as_deref(),
+        Some(r#"{"access_token":"a2"}"#)
+    );
+
+    s.ingest(lead("A1", "a@x.co", &["crm"])).await.unwrap();
+    s.ingest(lead("A2", "a@x.co", &["crm"])).await.unwrap();
+    let first = s.claim("crm", "w", 10, LEASE).await.unwrap();
+    assert_eq!(first[0].remote_id, None);
+    // The vendor created the person; the process dies before the batch settles.
+    s.record_remote_id(first[0].id, "P-77").await.unwrap();
+    assert_eq!(s.release_all_leases().await.unwrap(), 1);
+    let again = s.claim("crm", "w", 10, LEASE).await.unwrap();
+    assert_eq!(
+        again[0].remote_id.as_deref(),
+        Some("P-77"),
+        "a retry updates, it does not create"
+    );
+    s.settle(vec![Settlement::Done {
+        id: again[0].id,
+        remote_id: Some("P-77".into()),
+    }])
+    .await
+    .unwrap();
+    let next = s.claim("crm", "w", 10, LEASE).await.unwrap();
+    assert_eq!(
+        (next[0].lead_id.as_str(), next[0].remote_id.as_deref()),
+        ("A2", Some("P-77"))
+    );
+}
