@@ -14,7 +14,13 @@ use rand::Rng;
 use serde_json::json;
 use tandem_connectors::hubspot::sandbox::{Faults, HubspotSandbox, SandboxOptions};
 
-const CYCLES: usize = 3;
+/// SIGKILLs per run: 3 in CI; `TANDEM_CRASH_CYCLES=50` for the long run (bench/CRASH-AND-SOAK.md).
+fn cycles() -> usize {
+    std::env::var("TANDEM_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
 const CLIENTS: usize = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +48,7 @@ async fn every_acknowledged_lead_lands_exactly_once_across_sigkill() {
 
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let mut sent = 0usize;
-    for cycle in 0..CYCLES {
+    for cycle in 0..cycles() {
         let daemon = TandemProcess::start(&config, addr, &log).await;
         let stop = tokio_util::sync::CancellationToken::new();
         let clients: Vec<_> = (0..CLIENTS)
@@ -119,7 +125,8 @@ async fn every_acknowledged_lead_lands_exactly_once_across_sigkill() {
     );
     let stats = sandbox.stats();
     eprintln!(
-        "crash test: {CYCLES} SIGKILLs, {sent} posted, {} acknowledged, {} contacts, {} upsert calls, {} dropped connections",
+        "crash test: {} SIGKILLs, {sent} posted, {} acknowledged, {} contacts, {} upsert calls, {} dropped connections",
+        cycles(),
         acked.len(),
         per_email.len(),
         stats.upsert_calls,
