@@ -22,6 +22,9 @@ pub enum ClientAuth {
     Body,
     /// HTTP Basic `client_id:client_secret` (Pipedrive).
     Basic,
+    /// Every parameter (`grant_type`, `refresh_token`, `client_id`, `client_secret`) in the query
+    /// string of an empty-bodied POST, as Zoho Accounts documents its refresh request.
+    Query,
 }
 
 /// Static settings of one OAuth client.
@@ -53,7 +56,8 @@ struct TokenResponse {
     access_token: Option<String>,
     refresh_token: Option<String>,
     expires_in: Option<serde_json::Value>,
-    error: Option<String>,
+    /// A string for most vendors; kept as JSON so an object-shaped `error` still decodes.
+    error: Option<serde_json::Value>,
     error_description: Option<String>,
     #[serde(flatten)]
     rest: serde_json::Map<String, serde_json::Value>,
@@ -103,6 +107,9 @@ impl OAuthClient {
     /// another task already did while this one waited, then hand out the newer token.
     pub async fn token_after_rejection(&self, stale: &TokenSet) -> Result<TokenSet, CallError> {
         let mut current = self.current.lock().await;
+        if current.is_none() {
+            *current = self.state.load_token().await.map_err(store_error)?;
+        }
         if let Some(t) = &*current
             && t.access_token != stale.access_token
         {
@@ -124,7 +131,7 @@ impl OAuthClient {
         ];
         let mut req = self.http.post(&s.token_url);
         match s.auth {
-            ClientAuth::Body => {
+            ClientAuth::Body | ClientAuth::Query => {
                 form.push(("client_id", s.client_id.clone()));
                 form.push(("client_secret", s.client_secret.expose_secret().to_owned()));
             }
@@ -132,14 +139,14 @@ impl OAuthClient {
                 req = req.basic_auth(&s.client_id, Some(s.client_secret.expose_secret()))
             }
         }
-        let resp = req
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| CallError::Transient {
-                message: format!("token refresh failed: {}", without_url(&e)),
-                retry_after: None,
-            })?;
+        req = match s.auth {
+            ClientAuth::Query => req.query(&form),
+            ClientAuth::Body | ClientAuth::Basic => req.form(&form),
+        };
+        let resp = req.send().await.map_err(|e| CallError::Transient {
+            message: format!("token refresh failed: {}", without_url(&e)),
+            retry_after: None,
+        })?;
         let status = resp.status().as_u16();
         let body: Option<TokenResponse> = resp.json().await.ok();
         let reconnect = |why: String| CallError::Auth {
@@ -160,16 +167,24 @@ impl OAuthClient {
                 retry_after: None,
             });
         };
-        if let Some(err) = &body.error {
+        if let Some(err) = body.error.as_ref().filter(|e| !e.is_null()) {
             // Some vendors (Zoho) say it with a 200.
+            let err = err.as_str().map_or_else(|| err.to_string(), str::to_owned);
             let why = match &body.error_description {
                 Some(d) => format!("{err}: {d}"),
-                None => err.clone(),
+                None => err,
             };
             return Err(reconnect(why));
         }
         let Some(access_token) = body.access_token.filter(|t| !t.is_empty()) else {
-            return Err(reconnect(format!("HTTP {status} without an access_token")));
+            // HubSpot's refusal has no `error`: `{"status":"BAD_REFRESH_TOKEN","message":…}`.
+            let text = |k: &str| body.rest.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            let why = match (text("status"), text("message")) {
+                ("", "") => format!("HTTP {status} without an access_token"),
+                (code, "") | ("", code) => format!("HTTP {status} {code}"),
+                (code, message) => format!("HTTP {status} {code}: {message}"),
+            };
+            return Err(reconnect(why));
         };
         if status >= 400 {
             return Err(reconnect(format!("HTTP {status}")));
@@ -180,10 +195,18 @@ impl OAuthClient {
             .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
             .map(|secs| secs * 1000)
             .or(s.assumed_lifetime.map(|d| d.as_millis() as i64));
+        // Strings, numbers and booleans (HubSpot's `hub_id` is a number); arrays and objects aren't
+        // extras anyone looks up.
         let extra = body
             .rest
             .iter()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(s) => Some((k.clone(), s.clone())),
+                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+                    Some((k.clone(), v.to_string()))
+                }
+                _ => None,
+            })
             .collect();
         let token = TokenSet {
             access_token,
