@@ -10,11 +10,12 @@ use std::{
 
 use serde_json::{Value, json};
 use tandem_connectors::{
-    CallError, ItemResult, LeadSink, SinkRecord,
+    CallError, ConnectorContext, ItemResult, LeadSink, OnConflict, SinkRecord, TokenSet,
     hubspot::{
         HubspotClient, HubspotConfig,
         sandbox::{Faults, HubspotSandbox, SandboxOptions, ScriptStep},
     },
+    sandbox::CrmFaults,
 };
 
 const TOKEN: &str = "pat-test-token";
@@ -903,4 +904,758 @@ async fn the_sandboxs_answers_match_the_spec_schemas() {
         "CollectionResponseSimplePublicObjectWithAssociationsForwardPaging",
         &list,
     );
+}
+
+// ---- OAuth ----
+
+fn oauth_config(sb: &HubspotSandbox, extra: Value) -> HubspotConfig {
+    let o = sb.state().options();
+    let mut cfg = json!({"client_id": o.client_id, "client_secret": o.client_secret,
+                         "refresh_token": o.refresh_token, "base_url": sb.base_url(), "timeout": "5s"});
+    if let (Some(cfg), Some(extra)) = (cfg.as_object_mut(), extra.as_object()) {
+        cfg.extend(extra.clone());
+    }
+    let cfg: HubspotConfig = serde_json::from_value(cfg).expect("config");
+    assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+    cfg
+}
+
+fn oauth_client(sb: &HubspotSandbox, ctx: ConnectorContext) -> HubspotClient {
+    HubspotClient::new(&oauth_config(sb, json!({})), ctx).expect("client")
+}
+
+#[tokio::test]
+async fn oauth_refreshes_once_persists_the_token_and_upserts() {
+    let sb = sandbox(options()).await;
+    let ctx = ConnectorContext::in_memory("hubspot");
+    let c = oauth_client(&sb, ctx.clone());
+    for n in 1..=3 {
+        done(&c.upsert_people(&[lead(n)]).await.expect("upsert").items[0]);
+    }
+    let stats = sb.stats();
+    assert_eq!(
+        stats.token_refreshes, 1,
+        "one refresh serves every call for 30 minutes"
+    );
+    assert_eq!((stats.upsert_calls, stats.unauthorized), (3, 0));
+    let saved = ctx
+        .state
+        .load_token()
+        .await
+        .unwrap()
+        .expect("saved in the daemon's state");
+    assert!(saved.access_token.starts_with("sandbox-oauth-"));
+    assert_eq!(
+        saved.refresh_token.as_deref(),
+        Some("sandbox-refresh-token")
+    );
+    assert_eq!(
+        saved.extra.get("hub_id").map(String::as_str),
+        Some("24681357")
+    );
+    let ttl = saved.expires_at_ms.unwrap() - jiff::Timestamp::now().as_millisecond();
+    assert!(
+        (1_790_000..=1_800_000).contains(&ttl),
+        "expires_in 1800 s: {ttl}"
+    );
+
+    // OAuth calls carry the window headers but no daily ones (no daily cap for OAuth).
+    let r = reqwest::Client::new()
+        .get(format!("{}/crm/v3/objects/contacts", sb.base_url()))
+        .bearer_auth(&saved.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("x-hubspot-ratelimit-remaining"));
+    assert!(!r.headers().contains_key("x-hubspot-ratelimit-daily"));
+}
+
+#[tokio::test]
+async fn an_expired_token_mid_run_is_refreshed_once_for_concurrent_calls() {
+    let sb = sandbox(options()).await;
+    let c = Arc::new(oauth_client(&sb, ConnectorContext::in_memory("hubspot")));
+    done(&c.upsert_people(&[lead(0)]).await.unwrap().items[0]);
+    sb.expire_tokens();
+    let calls: Vec<_> = (1..=12)
+        .map(|n| {
+            let c = c.clone();
+            tokio::spawn(async move { c.upsert_people(&[lead(n)]).await })
+        })
+        .collect();
+    for call in calls {
+        let out = call
+            .await
+            .unwrap()
+            .expect("the batch succeeds after the refresh");
+        done(&out.items[0]);
+    }
+    let stats = sb.stats();
+    assert_eq!(
+        stats.token_refreshes, 2,
+        "initial + exactly one after the expiry: {stats:?}"
+    );
+    assert!(stats.unauthorized >= 1, "{stats:?}");
+    assert_eq!(sb.contacts().len(), 13);
+}
+
+#[tokio::test]
+async fn the_token_is_refreshed_five_minutes_ahead_of_expiry() {
+    let sb = sandbox(options()).await;
+    let ctx = ConnectorContext::in_memory("hubspot");
+    // A token saved by an earlier run, four minutes from expiry, and a refresh token that the
+    // config doesn't know (the saved one wins).
+    ctx.state
+        .save_token(&TokenSet {
+            access_token: "stale-but-not-expired".into(),
+            refresh_token: Some("sandbox-refresh-token".into()),
+            expires_at_ms: Some(jiff::Timestamp::now().as_millisecond() + 240_000),
+            extra: Default::default(),
+        })
+        .await
+        .unwrap();
+    let cfg = oauth_config(&sb, json!({"refresh_token": "an-old-config-token"}));
+    let c = HubspotClient::new(&cfg, ctx).unwrap();
+    done(&c.upsert_people(&[lead(1)]).await.unwrap().items[0]);
+    let stats = sb.stats();
+    assert_eq!(
+        (stats.token_refreshes, stats.unauthorized),
+        (1, 0),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_refresh_grant_pauses_with_reconnect_needed() {
+    let sb = sandbox(options()).await;
+    let cfg = oauth_config(&sb, json!({"refresh_token": "revoked-SECRET"}));
+    let c = HubspotClient::new(&cfg, ConnectorContext::in_memory("hubspot")).unwrap();
+    match c.upsert_people(&[lead(1)]).await {
+        Err(CallError::Auth { status, message }) => {
+            assert_eq!(status, 401);
+            assert!(message.contains("reconnect needed"), "{message}");
+            assert!(
+                message.contains("BAD_REFRESH_TOKEN: missing or invalid refresh token"),
+                "HubSpot's own words: {message}"
+            );
+            assert!(!message.contains("SECRET"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let stats = sb.stats();
+    assert_eq!(
+        (stats.requests, stats.token_refused),
+        (0, 1),
+        "no API call without a token"
+    );
+    let lines = c.verify(&["email".into()]).await;
+    assert!(
+        lines.len() == 1 && lines[0].contains("reconnect needed"),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_401_that_survives_a_refresh_is_an_auth_error_after_one_retry() {
+    let sb = sandbox(options()).await;
+    let c = oauth_client(&sb, ConnectorContext::in_memory("hubspot"));
+    sb.set_faults(Faults {
+        script: vec![ScriptStep::status(401, 5)],
+        ..Default::default()
+    })
+    .unwrap();
+    match c.upsert_people(&[lead(1)]).await {
+        Err(CallError::Auth {
+            status: 401,
+            message,
+        }) => {
+            assert!(message.contains("INVALID_AUTHENTICATION"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let stats = sb.stats();
+    assert_eq!(stats.upsert_calls, 2, "the call and its one retry");
+    assert_eq!(stats.token_refreshes, 2, "initial + one after the 401");
+}
+
+// ---- conflict rules ----
+
+fn ruled(n: i64, props: &[(&str, &str)], rules: &[(&str, OnConflict)]) -> SinkRecord {
+    SinkRecord {
+        conflict: rules.iter().map(|(k, r)| (k.to_string(), *r)).collect(),
+        ..rec(n, props)
+    }
+}
+
+#[tokio::test]
+async fn conflict_rules_keep_what_sales_typed_and_fill_what_is_empty() {
+    let sb = sandbox(options()).await;
+    let c = oauth_client(&sb, ConnectorContext::in_memory("hubspot"));
+    let rules = [
+        ("phone", OnConflict::FillEmpty),
+        ("company", OnConflict::Never),
+    ];
+    let email = "rita@example.com";
+    let first = ruled(
+        1,
+        &[
+            ("email", email),
+            ("firstname", "R"),
+            ("phone", "+14155550101"),
+            ("company", "First Co"),
+        ],
+        &rules,
+    );
+    let (id, created) = done(&c.upsert_people(&[first]).await.unwrap().items[0]);
+    assert!(created);
+    let stored = sb.contact_by_email(email).unwrap();
+    assert_eq!(
+        (
+            stored.properties["phone"].as_str(),
+            stored.properties["company"].as_str()
+        ),
+        ("+14155550101", "First Co"),
+        "a create takes everything, `never` included"
+    );
+
+    // Sales types a phone; the next lead must not clobber it (fill_empty) nor the company (never).
+    assert!(sb.edit(email, "phone", "+12125550199"));
+    let second = ruled(
+        2,
+        &[
+            ("email", email),
+            ("firstname", "Rita"),
+            ("phone", "+14155550102"),
+            ("company", "Second Co"),
+        ],
+        &rules,
+    );
+    assert_eq!(
+        done(&c.upsert_people(&[second]).await.unwrap().items[0]),
+        (id.clone(), false)
+    );
+    let stored = sb.contact_by_email(email).unwrap();
+    assert_eq!(
+        stored.properties["firstname"], "Rita",
+        "overwrite fields still update"
+    );
+    assert_eq!(
+        stored.properties["phone"], "+12125550199",
+        "fill_empty kept sales' phone"
+    );
+    assert_eq!(
+        stored.properties["company"], "First Co",
+        "never: untouched on update"
+    );
+
+    // Sales clears the phone; the next lead fills it.
+    assert!(sb.edit(email, "phone", ""));
+    let third = ruled(
+        3,
+        &[
+            ("email", email),
+            ("phone", "+14155550103"),
+            ("company", "Third Co"),
+        ],
+        &rules,
+    );
+    done(&c.upsert_people(&[third]).await.unwrap().items[0]);
+    let stored = sb.contact_by_email(email).unwrap();
+    assert_eq!(stored.properties["phone"], "+14155550103");
+    assert_eq!(stored.properties["company"], "First Co");
+    assert_eq!(stored.writes, 3, "sales' edits are not tandem writes");
+
+    // One read per batch with rules, none without.
+    let before = sb.stats();
+    assert_eq!((before.read_calls, before.upsert_calls), (3, 3));
+    done(&c.upsert_people(&[lead(9)]).await.unwrap().items[0]);
+    assert_eq!(sb.stats().read_calls, 3);
+
+    // A mixed batch: existing + new with rules, one without → still one read.
+    let batch = [
+        ruled(10, &[("email", email), ("phone", "+19999999999")], &rules),
+        ruled(
+            11,
+            &[
+                ("email", "new@example.com"),
+                ("phone", "+15555550111"),
+                ("company", "New Co"),
+            ],
+            &rules,
+        ),
+        lead(12),
+    ];
+    let out = c.upsert_people(&batch).await.unwrap();
+    assert_eq!(done(&out.items[0]), (id, false));
+    assert!(done(&out.items[1]).1 && done(&out.items[2]).1);
+    assert_eq!(sb.stats().read_calls, 4);
+    assert_eq!(
+        sb.contact_by_email(email).unwrap().properties["phone"],
+        "+14155550103"
+    );
+    let new = sb.contact_by_email("new@example.com").unwrap();
+    assert_eq!(
+        (
+            new.properties["phone"].as_str(),
+            new.properties["company"].as_str()
+        ),
+        ("+15555550111", "New Co")
+    );
+}
+
+// ---- verify ----
+
+#[tokio::test]
+async fn verify_names_misspelt_and_read_only_fields_and_accepts_good_ones() {
+    let sb = sandbox(SandboxOptions {
+        custom_properties: vec!["crm_lead_source".into()],
+        ..options()
+    })
+    .await;
+    let c = oauth_client(&sb, ConnectorContext::in_memory("hubspot"));
+    let good: Vec<String> = [
+        "email",
+        "firstname",
+        "lastname",
+        "phone",
+        "company",
+        "crm_lead_source",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(c.verify(&good).await, Vec::<String>::new());
+    let lines = c
+        .verify(&[
+            "email".into(),
+            "first_name".into(),
+            "crm_lead_sourc".into(),
+            "createdate".into(),
+            "hs_analytics_num_visits".into(),
+        ])
+        .await;
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert!(
+        lines[0].contains("`first_name`") && lines[0].contains("did you mean `firstname`?"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("did you mean `crm_lead_source`?"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("`createdate`") && lines[2].contains("read-only"),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[3].contains("calculated"), "{}", lines[3]);
+    assert_eq!(sb.stats().properties_calls, 2);
+    assert!(sb.contacts().is_empty(), "verify never writes");
+
+    let cfg: HubspotConfig =
+        serde_json::from_value(json!({"token": "pat-wrong", "base_url": sb.base_url()})).unwrap();
+    let lines = HubspotClient::new(&cfg, ConnectorContext::in_memory("hubspot"))
+        .unwrap()
+        .verify(&good)
+        .await;
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].contains("refused the credentials") && lines[0].contains("Private apps"),
+        "{}",
+        lines[0]
+    );
+    assert!(!lines[0].contains("pat-wrong"));
+}
+
+// ---- the token endpoint and request shapes ----
+
+fn oauth_spec() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/specs/hubspot/oauth.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("HubSpot's oauth.json spec"))
+        .expect("JSON")
+}
+
+#[tokio::test]
+async fn the_sandboxs_token_endpoint_answers_like_hubspot() {
+    let spec = oauth_spec();
+    let sb = sandbox(options()).await;
+    let http = reqwest::Client::new();
+    let o = sb.state().options().clone();
+    let form = |rt: &str| {
+        vec![
+            ("grant_type", "refresh_token".to_owned()),
+            ("client_id", o.client_id.clone()),
+            ("client_secret", o.client_secret.clone()),
+            ("refresh_token", rt.to_owned()),
+        ]
+    };
+    let ok = http
+        .post(sb.token_url())
+        .form(&form(&o.refresh_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.unwrap();
+    assert_conforms(&spec, "AccessTokenResponse", &body);
+    assert_eq!(
+        (body["expires_in"].as_u64(), body["token_type"].as_str()),
+        (Some(1800), Some("bearer"))
+    );
+    assert_eq!(
+        body["refresh_token"],
+        o.refresh_token.as_str(),
+        "HubSpot doesn't rotate refresh tokens"
+    );
+
+    let bad = http
+        .post(sb.token_url())
+        .form(&form("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let bad: Value = bad.json().await.unwrap();
+    assert_eq!(
+        (bad["status"].as_str(), bad["message"].as_str()),
+        (
+            Some("BAD_REFRESH_TOKEN"),
+            Some("missing or invalid refresh token")
+        )
+    );
+    assert_eq!(bad["correlationId"].as_str().unwrap().len(), 36);
+
+    let mut wrong_secret = form(&o.refresh_token);
+    wrong_secret[2].1 = "x".into();
+    let r: Value = http
+        .post(sb.token_url())
+        .form(&wrong_secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "BAD_CLIENT_SECRET");
+    assert_eq!(
+        sb.stats().requests,
+        0,
+        "the token endpoint is not an API call"
+    );
+    assert_eq!(
+        (sb.stats().token_refreshes, sb.stats().token_refused),
+        (1, 2)
+    );
+
+    // With rotation on, a used refresh token dies and the new one works.
+    let sb = sandbox(SandboxOptions {
+        rotate_refresh_tokens: true,
+        ..options()
+    })
+    .await;
+    let first: Value = http
+        .post(sb.token_url())
+        .form(&form(&o.refresh_token))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rotated = first["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rotated, o.refresh_token);
+    assert_eq!(
+        http.post(sb.token_url())
+            .form(&form(&o.refresh_token))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        http.post(sb.token_url())
+            .form(&form(&rotated))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // An expired access token gets HubSpot's EXPIRED_AUTHENTICATION 401.
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    sb.expire_tokens();
+    let r = http
+        .get(format!("{}/crm/v3/objects/contacts", sb.base_url()))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r: Value = r.json().await.unwrap();
+    assert_eq!(r["category"], "EXPIRED_AUTHENTICATION");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The OAuth token used to make this call expired")
+    );
+    assert_answer_conforms(&self::spec(), "Error", &r);
+}
+
+#[tokio::test]
+async fn the_clients_token_and_batch_read_requests_match_hubspots_docs() {
+    let spec = spec();
+    let seen: Arc<Mutex<Vec<(String, Recorded)>>> = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+        let record = record.clone();
+        async move {
+            let h = headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned())).collect();
+            let path = uri.path().to_owned();
+            let parsed = if path == "/oauth/v1/token" {
+                Value::String(String::from_utf8_lossy(&body).into_owned())
+            } else {
+                serde_json::from_slice(&body).unwrap_or(Value::Null)
+            };
+            record.lock().unwrap().push((path.clone(), (h, parsed)));
+            match path.as_str() {
+                "/oauth/v1/token" => axum::Json(json!({"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 1800, "token_type": "bearer", "token_use": "access_token"})),
+                "/crm/v3/objects/contacts/batch/read" => axum::Json(json!({"status": "COMPLETE", "results": [
+                    {"id": "51", "properties": {"email": "old@example.com", "phone": "+1999", "hs_object_id": "51"}, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "archived": false}],
+                    "startedAt": "2026-01-01T00:00:00Z", "completedAt": "2026-01-01T00:00:00Z"})),
+                _ => axum::Json(json!({"status": "COMPLETE", "results": [], "startedAt": "2026-01-01T00:00:00Z", "completedAt": "2026-01-01T00:00:00Z"})),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    let cfg: HubspotConfig =
+        serde_json::from_value(json!({"client_id": "cid", "client_secret": "csecret",
+        "refresh_token": "rt-0", "base_url": base}))
+        .unwrap();
+    let c = HubspotClient::new(&cfg, ConnectorContext::in_memory("hubspot")).unwrap();
+    let rules = [("phone", OnConflict::FillEmpty)];
+    c.upsert_people(&[
+        ruled(
+            1,
+            &[
+                ("email", "Old@example.com"),
+                ("phone", "+1555"),
+                ("firstname", "O"),
+            ],
+            &rules,
+        ),
+        ruled(
+            2,
+            &[("email", "new@example.com"), ("phone", "+1666")],
+            &rules,
+        ),
+    ])
+    .await
+    .unwrap();
+
+    let seen = seen.lock().unwrap();
+    let paths: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/oauth/v1/token",
+            "/crm/v3/objects/contacts/batch/read",
+            "/crm/v3/objects/contacts/batch/upsert"
+        ]
+    );
+    let (headers, form) = &seen[0].1;
+    assert_eq!(headers["content-type"], "application/x-www-form-urlencoded");
+    let form = form.as_str().unwrap();
+    let mut fields: Vec<&str> = form.split('&').collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "client_id=cid",
+            "client_secret=csecret",
+            "grant_type=refresh_token",
+            "refresh_token=rt-0"
+        ]
+    );
+
+    let (headers, read) = &seen[1].1;
+    assert_eq!(headers["authorization"], "Bearer at-1");
+    assert_conforms(&spec, "BatchReadInputSimplePublicObjectId", read);
+    assert_eq!(read["idProperty"], "email");
+    assert_eq!(read["properties"], json!(["email", "phone"]));
+    assert_eq!(
+        read["inputs"],
+        json!([{"id": "Old@example.com"}, {"id": "new@example.com"}])
+    );
+
+    let (_, upsert) = &seen[2].1;
+    assert_conforms(
+        &spec,
+        "BatchInputSimplePublicObjectBatchInputUpsert",
+        upsert,
+    );
+    assert_eq!(
+        upsert["inputs"][0]["properties"],
+        json!({"email": "Old@example.com", "firstname": "O"}),
+        "the existing phone stays"
+    );
+    assert_eq!(
+        upsert["inputs"][1]["properties"],
+        json!({"email": "new@example.com", "phone": "+1666"})
+    );
+}
+
+// ---- the conformance adapter and the cost per 1,000 leads ----
+
+/// The `key = "value"` lines of `connector_toml()` as a config (tests have no TOML parser).
+fn config_from_toml(lines: &str) -> HubspotConfig {
+    let mut map = serde_json::Map::new();
+    for line in lines.lines().filter(|l| !l.trim().is_empty()) {
+        let (k, v) = line.split_once('=').expect("key = value");
+        let v = v.trim().trim_matches('"');
+        if k.trim() != "kind" {
+            map.insert(k.trim().to_owned(), Value::String(v.to_owned()));
+        } else {
+            assert_eq!(v, "hubspot");
+        }
+    }
+    serde_json::from_value(Value::Object(map)).expect("connector_toml is a valid hubspot config")
+}
+
+#[tokio::test]
+async fn the_conformance_adapter_drives_the_sandbox() {
+    let sb = tandem_connectors::sandbox::start_crm("hubspot")
+        .await
+        .unwrap()
+        .expect("hubspot has a sandbox");
+    assert_eq!((sb.kind(), sb.batch_limit()), ("hubspot", 100));
+    let toml = sb.connector_toml();
+    assert!(
+        toml.starts_with("kind = \"hubspot\"\n") && toml.contains("timeout = \"2s\""),
+        "{toml}"
+    );
+    let cfg = config_from_toml(&toml);
+    assert!(cfg.validate().is_empty());
+    assert_eq!(
+        cfg.auth_mode(),
+        Some(tandem_connectors::hubspot::AuthMode::OAuth)
+    );
+    let c = HubspotClient::new(&cfg, ConnectorContext::in_memory("crm")).unwrap();
+
+    sb.set_faults(CrmFaults {
+        drop_after_write_next: 1,
+        ..Default::default()
+    });
+    assert!(matches!(
+        c.upsert_people(&[lead(1)]).await,
+        Err(CallError::Transient { .. })
+    ));
+    assert!(
+        sb.record_by_email("lead1@example.com").is_some(),
+        "the write happened"
+    );
+    done(&c.upsert_people(&[lead(1)]).await.unwrap().items[0]);
+    assert_eq!(sb.records().len(), 1, "the retry updated, never duplicated");
+
+    sb.set_faults(CrmFaults {
+        rate_limit_next: 1,
+        server_error_next: 1,
+        ..Default::default()
+    });
+    assert!(
+        matches!(c.upsert_people(&[lead(2)]).await, Err(CallError::RateLimited { retry_after, .. }) if retry_after == Duration::from_secs(1))
+    );
+    assert!(matches!(
+        c.upsert_people(&[lead(2)]).await,
+        Err(CallError::Transient { .. })
+    ));
+    sb.set_faults(CrmFaults {
+        item_failure_rate: 1.0,
+        ..Default::default()
+    });
+    assert!(
+        matches!(&c.upsert_people(&[lead(3)]).await.unwrap().items[0], ItemResult::Permanent { message } if message.contains("VALIDATION_ERROR"))
+    );
+    sb.set_faults(CrmFaults::default());
+
+    let f = sb.fields();
+    sb.edit("lead1@example.com", f.phone, "+12125550199");
+    let r = sb.record_by_email("LEAD1@example.com").unwrap();
+    assert_eq!((r.fields[f.phone].as_str(), r.writes), ("+12125550199", 2));
+
+    let before = sb.stats();
+    sb.expire_tokens();
+    done(&c.upsert_people(&[lead(4)]).await.unwrap().items[0]);
+    let after = sb.stats();
+    assert_eq!(after.token_refreshes, before.token_refreshes + 1);
+    assert_eq!(
+        after.api_calls,
+        before.api_calls + 2,
+        "the refused call and its retry"
+    );
+    assert!(after.rate_limited >= 1);
+}
+
+async fn calls_for_1000(rules: bool, existing: bool) -> u64 {
+    let sb = sandbox(SandboxOptions {
+        rate_limit: 10_000,
+        ..options()
+    })
+    .await;
+    let c = oauth_client(&sb, ConnectorContext::in_memory("hubspot"));
+    let leads: Vec<SinkRecord> = (0..1000)
+        .map(|n| {
+            let r = rec(
+                n,
+                &[
+                    ("email", &format!("p{n}@example.com")),
+                    ("firstname", "P"),
+                    ("phone", "+15555550100"),
+                ],
+            );
+            if rules {
+                SinkRecord {
+                    conflict: [("phone".to_owned(), OnConflict::FillEmpty)].into(),
+                    ..r
+                }
+            } else {
+                r
+            }
+        })
+        .collect();
+    if existing {
+        for chunk in leads.chunks(100) {
+            c.upsert_people(chunk).await.unwrap();
+        }
+    }
+    let before = sb.stats().requests;
+    for chunk in leads.chunks(100) {
+        let out = c.upsert_people(chunk).await.unwrap();
+        assert!(
+            out.items
+                .iter()
+                .all(|i| matches!(i, ItemResult::Done { .. }))
+        );
+    }
+    assert_eq!(sb.contacts().len(), 1000);
+    sb.stats().requests - before
+}
+
+#[tokio::test]
+async fn api_calls_per_1000_leads() {
+    let new = calls_for_1000(false, false).await;
+    let new_rules = calls_for_1000(true, false).await;
+    let existing_rules = calls_for_1000(true, true).await;
+    eprintln!(
+        "HubSpot API calls per 1,000 leads: new {new}, new with conflict rules {new_rules}, existing with conflict rules {existing_rules}"
+    );
+    assert_eq!(new, 10, "the floor: 1,000 / 100 per batch");
+    assert_eq!(new_rules, 20);
+    assert_eq!(existing_rules, 20);
 }

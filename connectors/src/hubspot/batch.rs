@@ -35,7 +35,7 @@ fn non_empty<'a>(record: &'a SinkRecord, key: &str) -> Option<&'a str> {
 }
 
 /// Emails are compared the way HubSpot stores them: lowercased.
-fn id_key(id_property: &str, value: &str) -> String {
+pub(crate) fn id_key(id_property: &str, value: &str) -> String {
     if id_property == "email" {
         value.to_lowercase()
     } else {

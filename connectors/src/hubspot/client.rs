@@ -1,11 +1,12 @@
-//! [`HubspotClient`]: the [`LeadSink`] that upserts contacts by email in batches of 100. One call,
-//! no retries: the engine owns retry scheduling, so every failure is classified and handed back.
+//! [`HubspotClient`]: the [`LeadSink`] that upserts contacts by email in batches of 100. One call
+//! per batch (two when a record carries an `on_conflict` rule), no retries: the engine owns retry
+//! scheduling, so every failure is classified and handed back. The one exception is OAuth: a 401
+//! on an OAuth access token gets one refresh and one retry before it becomes an auth error.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::{StatusCode, header::HeaderMap};
-use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     BuildError,
@@ -14,13 +15,17 @@ use crate::{
 };
 
 use super::{
-    HubspotConfig, batch, limits,
-    wire::{ErrorBody, UpsertRequest, UpsertResponse},
+    AuthMode, HubspotConfig,
+    auth::{Auth, OAuthCredentials},
+    batch, conflict, limits, verify,
+    wire::{BatchReadResponse, ErrorBody, PropertiesResponse, UpsertRequest, UpsertResponse},
 };
 
 /// HubSpot's documented cap on inputs per CRM batch request.
 pub const MAX_BATCH: usize = 100;
 const UPSERT_PATH: &str = "/crm/v3/objects/contacts/batch/upsert";
+const READ_PATH: &str = "/crm/v3/objects/contacts/batch/read";
+const PROPERTIES_PATH: &str = "/crm/v3/properties/contacts";
 /// Enough of an unexpected (non-JSON) error body to recognise it, not enough to flood a log.
 const BODY_EXCERPT: usize = 200;
 
@@ -28,40 +33,148 @@ const BODY_EXCERPT: usize = 200;
 #[derive(Debug, Clone)]
 pub struct HubspotClient {
     http: reqwest::Client,
-    token: SecretString,
+    auth: Auth,
     upsert_url: reqwest::Url,
+    read_url: reqwest::Url,
+    properties_url: reqwest::Url,
     rate_limit: RateLimit,
     id_property: Option<String>,
     timeout: Duration,
 }
 
+/// One HTTP answer, read to the end.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
 impl HubspotClient {
-    pub fn new(config: &HubspotConfig, _ctx: crate::ConnectorContext) -> Result<Self, BuildError> {
+    pub fn new(config: &HubspotConfig, ctx: crate::ConnectorContext) -> Result<Self, BuildError> {
         let base =
             super::parse_base_url(&config.base_url).map_err(|reason| BuildError::BaseUrl {
                 url: config.base_url.clone(),
                 reason,
             })?;
-        let upsert_url = base
-            .join(UPSERT_PATH.trim_start_matches('/'))
-            .map_err(|e| BuildError::BaseUrl {
-                url: config.base_url.clone(),
-                reason: e.to_string(),
-            })?;
+        let join = |path: &str| {
+            base.join(path.trim_start_matches('/'))
+                .map_err(|e| BuildError::BaseUrl {
+                    url: config.base_url.clone(),
+                    reason: e.to_string(),
+                })
+        };
         let http = reqwest::Client::builder()
             .user_agent(concat!("tandem/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout.0)
             .connect_timeout(config.timeout.0.min(Duration::from_secs(10)))
             .build()
             .map_err(|e| BuildError::Http(e.to_string()))?;
+        let auth = match (config.auth_mode(), &config.token) {
+            (Some(AuthMode::PrivateApp), Some(token)) => Auth::PrivateApp(token.clone()),
+            (Some(AuthMode::OAuth), _) => {
+                let token_url =
+                    config
+                        .effective_token_url()
+                        .map_err(|reason| BuildError::BaseUrl {
+                            url: config.token_url.clone().unwrap_or_default(),
+                            reason,
+                        })?;
+                let creds = OAuthCredentials {
+                    token_url,
+                    client_id: config.client_id.clone().unwrap_or_default(),
+                    client_secret: config.client_secret.clone().unwrap_or_default(),
+                    refresh_token: config.refresh_token.clone().unwrap_or_default(),
+                };
+                Auth::oauth(creds, http.clone(), ctx.state.clone())
+            }
+            _ => {
+                return Err(BuildError::Http(
+                    "no usable HubSpot credentials: set `token`, or `client_id`, `client_secret` and `refresh_token`".to_owned(),
+                ));
+            }
+        };
         Ok(HubspotClient {
+            upsert_url: join(UPSERT_PATH)?,
+            read_url: join(READ_PATH)?,
+            properties_url: join(PROPERTIES_PATH)?,
             http,
-            token: config.token.clone(),
-            upsert_url,
+            auth,
             rate_limit: config.effective_rate_limit(),
             id_property: config.id_property.clone().filter(|p| !p.trim().is_empty()),
             timeout: config.timeout.0,
         })
+    }
+
+    /// Whether this client authenticates as an OAuth app.
+    pub fn uses_oauth(&self) -> bool {
+        self.auth.is_oauth()
+    }
+
+    /// One authenticated request. A 401 on an OAuth token gets one refreshed token (unless a
+    /// concurrent call already refreshed it) and one retry; any other answer is returned as is.
+    pub(crate) async fn call(
+        &self,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, CallError> {
+        let bearer = self.auth.bearer().await?;
+        let answer = self.send(build(&bearer.value)).await?;
+        if answer.status == StatusCode::UNAUTHORIZED
+            && let Some(fresh) = self.auth.after_rejection(&bearer).await?
+        {
+            return self.send(build(&fresh.value)).await;
+        }
+        Ok(answer)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, CallError> {
+        let response = request.send().await.map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        // A body cut off mid-way is a dropped connection: the write may have happened, and the
+        // retry's upsert makes that harmless.
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        Ok(Answer {
+            status,
+            headers,
+            body: body.to_vec(),
+        })
+    }
+
+    /// Reads the current values of the rule-bearing properties of the contacts in this batch
+    /// (one `batch/read` per id property in use: one, unless `id_property` keys some leads).
+    async fn read_existing(
+        &self,
+        batch: &[SinkRecord],
+        prepared: &batch::Prepared,
+    ) -> Result<conflict::Existing, CallError> {
+        let mut existing = conflict::Existing::default();
+        for request in conflict::read_requests(batch, prepared) {
+            let id_property = request.id_property.clone().unwrap_or_default();
+            let answer = self
+                .call(|token| {
+                    self.http
+                        .post(self.read_url.clone())
+                        .bearer_auth(token)
+                        .json(&request)
+                })
+                .await?;
+            if !(answer.status == StatusCode::OK || answer.status == StatusCode::MULTI_STATUS) {
+                return Err(classify(answer.status, &answer.headers, &answer.body));
+            }
+            let decoded: BatchReadResponse =
+                serde_json::from_slice(&answer.body).map_err(|e| CallError::Transient {
+                    message: format!(
+                        "HubSpot answered {} to the batch read with a body tandem could not read: {e}",
+                        answer.status
+                    ),
+                    retry_after: None,
+                })?;
+            conflict::index(&mut existing, &id_property, decoded)?;
+        }
+        Ok(existing)
     }
 
     fn transport_error(&self, e: reqwest::Error) -> CallError {
@@ -116,7 +229,7 @@ fn describe_error_body(status: StatusCode, body: &[u8]) -> String {
 }
 
 /// Classify a non-success status into what the engine should do.
-fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallError {
+pub(crate) fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallError {
     let message = describe_error_body(status, body);
     match status.as_u16() {
         429 => CallError::RateLimited {
@@ -150,38 +263,60 @@ impl LeadSink for HubspotClient {
         self.rate_limit
     }
 
-    async fn verify(&self, _fields: &[String]) -> Vec<String> {
-        // Being written with HubSpot OAuth and conflict rules (issue 3).
-        Vec::new()
+    async fn verify(&self, fields: &[String]) -> Vec<String> {
+        let answer = self
+            .call(|token| {
+                self.http
+                    .get(self.properties_url.clone())
+                    .query(&[("archived", "false")])
+                    .bearer_auth(token)
+            })
+            .await;
+        let answer = match answer {
+            Ok(a) if a.status.is_success() => a,
+            Ok(a) => {
+                return vec![verify::call_problem(&classify(
+                    a.status, &a.headers, &a.body,
+                ))];
+            }
+            Err(e) => return vec![verify::call_problem(&e)],
+        };
+        match serde_json::from_slice::<PropertiesResponse>(&answer.body) {
+            Ok(list) => verify::check(&list.results, fields),
+            Err(e) => vec![format!(
+                "HubSpot's list of contact properties could not be read ({e}); try again, and check base_url points at HubSpot's API"
+            )],
+        }
     }
 
     async fn upsert_people(&self, batch: &[SinkRecord]) -> Result<BatchOutcome, CallError> {
-        let prepared = batch::prepare(batch, self.id_property.as_deref(), MAX_BATCH);
+        let mut prepared = batch::prepare(batch, self.id_property.as_deref(), MAX_BATCH);
         if prepared.inputs.is_empty() {
             return Ok(BatchOutcome {
                 items: batch::map_response(prepared, UpsertResponse::default()),
                 pause_for: None,
             });
         }
+        if conflict::needs_read(batch, &prepared) {
+            let existing = self.read_existing(batch, &prepared).await?;
+            conflict::apply(batch, &mut prepared, &existing);
+        }
         let request = UpsertRequest {
             inputs: prepared.inputs.clone(),
         };
-        let response = self
-            .http
-            .post(self.upsert_url.clone())
-            .bearer_auth(self.token.expose_secret())
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        // A body cut off mid-way is a dropped connection: the write may have happened, and the
-        // retry's upsert makes that harmless.
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let answer = self
+            .call(|token| {
+                self.http
+                    .post(self.upsert_url.clone())
+                    .bearer_auth(token)
+                    .json(&request)
+            })
+            .await?;
+        let Answer {
+            status,
+            headers,
+            body,
+        } = answer;
         if !(status == StatusCode::OK || status == StatusCode::MULTI_STATUS) {
             return Err(classify(status, &headers, &body));
         }

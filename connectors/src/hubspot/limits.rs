@@ -21,6 +21,13 @@ pub const H_SECONDLY_REMAINING: &str = "x-hubspot-ratelimit-secondly-remaining";
 /// HubSpot's window when its headers don't say otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
+/// OAuth apps: 110 requests per 10 s per installed account, whatever the tier (VENDOR-NOTES §1.5
+/// marks the exact value unconfirmed; see docs/crm/hubspot.md). OAuth calls have no daily cap.
+pub const OAUTH_APP_LIMIT: RateLimit = RateLimit {
+    requests: 110,
+    per: DEFAULT_INTERVAL,
+};
+
 /// The HubSpot subscription of the account the private app belongs to. Limits are per account,
 /// so the tier (not the app) decides how fast tandem may call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

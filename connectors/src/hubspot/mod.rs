@@ -1,9 +1,12 @@
 //! HubSpot CRM (`kind = "hubspot"`): leads become contacts through
 //! `POST /crm/v3/objects/contacts/batch/upsert`, keyed by email (or a configured unique property
-//! for leads without one), 100 per call, authenticated with a private-app token.
+//! for leads without one), 100 per call, authenticated with a private-app token or an OAuth app.
 //!
 //! - [`client`]: the [`crate::LeadSink`] implementation and its error classification.
+//! - [`auth`]: private-app token or OAuth (the shared [`crate::oauth`] lifecycle).
 //! - [`batch`]: records → request inputs, and the 200/207 answer → one result per record.
+//! - [`conflict`]: per-field `on_conflict` rules, from one batch read before the upsert.
+//! - [`verify`]: `check --connect`: credentials and mapped properties against the portal.
 //! - [`wire`]: HubSpot's JSON bodies, shared with the sandbox.
 //! - [`limits`]: the tier table and the `X-HubSpot-RateLimit-*` headers.
 //! - `sandbox` (feature `sandbox`): a faithful fake of the contacts API for tests and the demo.
@@ -12,6 +15,11 @@
 //! [connectors.hubspot]
 //! kind = "hubspot"
 //! token = "${env:HUBSPOT_TOKEN}"   # private app, scope crm.objects.contacts.write
+//! # …or an OAuth app instead of `token`:
+//! # client_id = "…"
+//! # client_secret = "${env:HUBSPOT_CLIENT_SECRET}"
+//! # refresh_token = "${env:HUBSPOT_REFRESH_TOKEN}"
+//! # token_url = "https://api.hubapi.com/oauth/v1/token"   # default: {base_url}/oauth/v1/token
 //! tier = "professional"            # free | starter | professional | enterprise | api_add_on
 //! # rate_limit = "150/10s"         # leave headroom for other integrations on the same account
 //! # id_property = "crm_lead_key"   # unique contact property for leads without an email
@@ -19,16 +27,19 @@
 //! # timeout = "30s"
 //! ```
 
+pub mod auth;
 pub mod batch;
 pub mod client;
+pub mod conflict;
 pub mod limits;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod verify;
 pub mod wire;
 
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::{sink::RateLimit, units::HumanDuration};
@@ -43,8 +54,23 @@ pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HubspotConfig {
-    /// Private-app access token, sent as `Authorization: Bearer`.
-    pub token: SecretString,
+    /// Private-app access token, sent as `Authorization: Bearer`. Either this, or the three
+    /// OAuth keys below.
+    #[serde(default)]
+    pub token: Option<SecretString>,
+    /// OAuth app: its client id (App → Auth in HubSpot's developer account).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// OAuth app: its client secret.
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// OAuth app: the refresh token from installing the app in the portal. A newer one saved
+    /// in tandem's state takes precedence.
+    #[serde(default)]
+    pub refresh_token: Option<SecretString>,
+    /// OAuth token endpoint; default `{base_url}/oauth/v1/token`.
+    #[serde(default)]
+    pub token_url: Option<String>,
     /// Where the API lives; tests and the demo point this at the sandbox.
     #[serde(default = "default_base_url")]
     pub base_url: String,
@@ -90,15 +116,139 @@ pub(crate) fn parse_base_url(raw: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
+/// Which credentials a config uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    PrivateApp,
+    OAuth,
+}
+
+const OAUTH_KEYS_HINT: &str = "an OAuth app needs `client_id`, `client_secret` and `refresh_token` together (from installing the app in the portal)";
+
+fn secret_set(s: &Option<SecretString>) -> bool {
+    s.as_ref()
+        .is_some_and(|s| !s.expose_secret().trim().is_empty())
+}
+
 impl HubspotConfig {
-    /// The limit tandem paces itself by: the user's override, else the tier's.
+    /// The credentials this config uses, when exactly one mode is fully configured.
+    pub fn auth_mode(&self) -> Option<AuthMode> {
+        let oauth = [
+            self.client_id
+                .as_ref()
+                .is_some_and(|s| !s.trim().is_empty()),
+            secret_set(&self.client_secret),
+            secret_set(&self.refresh_token),
+        ];
+        match (secret_set(&self.token), oauth) {
+            (true, [false, false, false]) => Some(AuthMode::PrivateApp),
+            (false, [true, true, true]) => Some(AuthMode::OAuth),
+            _ => None,
+        }
+    }
+
+    /// Whether any OAuth key is present (even empty), to tell the modes apart in messages.
+    fn mentions_oauth(&self) -> bool {
+        self.client_id.is_some() || self.client_secret.is_some() || self.refresh_token.is_some()
+    }
+
+    /// The OAuth token endpoint: `token_url`, else `{base_url}/oauth/v1/token`.
+    pub fn effective_token_url(&self) -> Result<String, String> {
+        match &self.token_url {
+            Some(u) => parse_base_url(u).map(|_| u.trim().to_owned()),
+            None => parse_base_url(&self.base_url)?
+                .join("oauth/v1/token")
+                .map(|u| u.to_string())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The limit tandem paces itself by: the user's override, else the tier's (private app) or
+    /// HubSpot's per-account limit for OAuth apps.
     pub fn effective_rate_limit(&self) -> RateLimit {
-        self.rate_limit.unwrap_or_else(|| self.tier.rate_limit())
+        self.rate_limit
+            .unwrap_or_else(|| self.documented_rate_limit())
+    }
+
+    /// HubSpot's documented burst limit for this config's auth mode.
+    pub fn documented_rate_limit(&self) -> RateLimit {
+        match self.auth_mode() {
+            Some(AuthMode::OAuth) => limits::OAUTH_APP_LIMIT,
+            _ => self.tier.rate_limit(),
+        }
+    }
+
+    fn auth_problems(&self, problems: &mut Vec<(String, String)>) {
+        let token = self.token.is_some();
+        if token && self.mentions_oauth() {
+            problems.push((
+                "token".to_owned(),
+                "both a private-app `token` and OAuth keys are set; keep exactly one: `token` for a private app, or `client_id` + `client_secret` + `refresh_token` for an OAuth app".to_owned(),
+            ));
+            return;
+        }
+        if token {
+            if !secret_set(&self.token) {
+                problems.push((
+                    "token".to_owned(),
+                    "the private-app token is empty; copy it from HubSpot: Settings → Integrations → Private apps → the app → Auth → Access token".to_owned(),
+                ));
+            }
+            if self.token_url.is_some() {
+                problems.push((
+                    "token_url".to_owned(),
+                    "token_url is only used with OAuth (`client_id`, `client_secret`, `refresh_token`); remove it for a private-app token".to_owned(),
+                ));
+            }
+            return;
+        }
+        if !self.mentions_oauth() {
+            problems.push((
+                "token".to_owned(),
+                "no HubSpot credentials: set `token` to a private app's access token, or `client_id`, `client_secret` and `refresh_token` for an OAuth app".to_owned(),
+            ));
+            return;
+        }
+        let present = [
+            (
+                "client_id",
+                self.client_id
+                    .as_ref()
+                    .is_some_and(|s| !s.trim().is_empty()),
+            ),
+            ("client_secret", secret_set(&self.client_secret)),
+            ("refresh_token", secret_set(&self.refresh_token)),
+        ];
+        for (key, ok) in present {
+            if !ok {
+                problems.push((
+                    key.to_owned(),
+                    format!("`{key}` is missing or empty; {OAUTH_KEYS_HINT}"),
+                ));
+            }
+        }
+        if let Err(reason) = self.effective_token_url() {
+            let key = if self.token_url.is_some() {
+                "token_url"
+            } else {
+                "base_url"
+            };
+            if key == "token_url" {
+                problems.push((
+                    key.to_owned(),
+                    format!(
+                        "{:?} is not a usable URL ({reason}); write e.g. \"{DEFAULT_BASE_URL}/oauth/v1/token\" or leave it out",
+                        self.token_url.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
     }
 
     /// Problems serde can't see, as (key, message with a hint). Empty when the config is usable.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
+        self.auth_problems(&mut problems);
         if let Err(reason) = parse_base_url(&self.base_url) {
             problems.push((
                 "base_url".to_owned(),
@@ -109,16 +259,20 @@ impl HubspotConfig {
             ));
         }
         if let Some(wanted) = self.rate_limit {
-            let allowed = self.tier.rate_limit();
+            let allowed = self.documented_rate_limit();
             if limits::exceeds(wanted, allowed) {
-                problems.push((
-                    "rate_limit".to_owned(),
+                let message = if self.auth_mode() == Some(AuthMode::OAuth) {
+                    format!(
+                        "{wanted} exceeds HubSpot's {allowed} for an OAuth app in one account; HubSpot would answer 429. Lower it (the tier doesn't raise OAuth limits)"
+                    )
+                } else {
                     format!(
                         "{wanted} exceeds the {} tier's {allowed}; HubSpot would answer 429. \
                          Lower it, or set `tier` if the account has a higher one",
                         self.tier.display_name()
-                    ),
-                ));
+                    )
+                };
+                problems.push(("rate_limit".to_owned(), message));
             }
         }
         if let Some(p) = &self.id_property
@@ -177,7 +331,8 @@ mod tests {
         assert_eq!(c.timeout.0, Duration::from_secs(30));
         assert_eq!(c.effective_rate_limit().to_string(), "190/10s");
         assert!(c.validate().is_empty());
-        assert_eq!(c.token.expose_secret(), "pat-na1-secret");
+        assert_eq!(c.token.as_ref().unwrap().expose_secret(), "pat-na1-secret");
+        assert_eq!(c.auth_mode(), Some(AuthMode::PrivateApp));
         let client =
             HubspotClient::new(&c, crate::ConnectorContext::in_memory("hubspot")).expect("builds");
         assert_eq!(client.max_batch(), 100);
@@ -230,6 +385,61 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn exactly_one_auth_mode_with_hints() {
+        let oauth = serde_json::json!({
+            "client_id": "cid", "client_secret": "cs-SECRET-1", "refresh_token": "rt-SECRET-2"
+        });
+        let c = config(oauth.clone());
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(c.auth_mode(), Some(AuthMode::OAuth));
+        assert_eq!(
+            c.effective_token_url().unwrap(),
+            "https://api.hubapi.com/oauth/v1/token"
+        );
+        assert_eq!(c.effective_rate_limit().to_string(), "110/10s");
+        let client =
+            HubspotClient::new(&c, crate::ConnectorContext::in_memory("hubspot")).expect("builds");
+        assert!(client.uses_oauth());
+        let shown = format!("{c:?}{client:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+
+        let none = config(serde_json::json!({}));
+        let p = none.validate();
+        assert_eq!(p[0].0, "token");
+        assert!(p[0].1.contains("no HubSpot credentials"), "{p:?}");
+        assert!(HubspotClient::new(&none, crate::ConnectorContext::in_memory("h")).is_err());
+
+        let both = config(serde_json::json!({"token": "t", "client_id": "cid"}));
+        assert!(
+            both.validate()[0].1.contains("keep exactly one"),
+            "{:?}",
+            both.validate()
+        );
+
+        let partial = config(serde_json::json!({"client_id": "cid", "refresh_token": ""}));
+        let keys: Vec<String> = partial.validate().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["client_secret", "refresh_token"]);
+        assert!(
+            partial.validate()[0]
+                .1
+                .contains("client_id`, `client_secret` and `refresh_token` together")
+        );
+
+        let stray = config(serde_json::json!({"token": "t", "token_url": "https://x.example/t"}));
+        assert_eq!(stray.validate()[0].0, "token_url");
+
+        let mut o = oauth.clone();
+        o["token_url"] = "not a url".into();
+        assert_eq!(config(o).validate()[0].0, "token_url");
+
+        let mut o = oauth;
+        o["rate_limit"] = "150/10s".into();
+        o["tier"] = "enterprise".into();
+        let p = config(o).validate();
+        assert!(p[0].1.contains("110/10s for an OAuth app"), "{p:?}");
     }
 
     #[test]

@@ -175,3 +175,98 @@ fn describe_error(category: Option<&str>, message: &str, errors: &[ErrorDetail])
     }
     text
 }
+
+/// `BatchReadInputSimplePublicObjectId`: read many contacts by one id property.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchReadRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_property: Option<String>,
+    pub inputs: Vec<ReadId>,
+    pub properties: Vec<String>,
+    pub properties_with_history: Vec<String>,
+}
+
+/// `SimplePublicObjectId`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ReadId {
+    pub id: String,
+}
+
+/// Ids are emails: personal data stays out of Debug output.
+impl std::fmt::Debug for ReadId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadId(..)")
+    }
+}
+
+/// `BatchResponseSimplePublicObject` (200) and `…WithErrors` (207, ids not found).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchReadResponse {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub results: Vec<PublicObject>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<StandardError>,
+}
+
+/// `SimplePublicObject`: HubSpot sends unset properties as `null`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicObject {
+    pub id: String,
+    #[serde(default)]
+    pub properties: BTreeMap<String, Option<String>>,
+}
+
+/// `CollectionResponsePropertyNoPaging`: `GET /crm/v3/properties/contacts`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PropertiesResponse {
+    #[serde(default)]
+    pub results: Vec<Property>,
+}
+
+/// `Property`: the fields tandem looks at, plus the ones the sandbox sends for realism.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Property {
+    pub name: String,
+    #[serde(default)]
+    pub label: String,
+    /// `string`, `number`, `date`, `datetime`, `enumeration`, `bool`, `phone_number`…
+    #[serde(default, rename = "type")]
+    pub type_: String,
+    /// `text`, `textarea`, `number`, `select`, `booleancheckbox`, `calculation_equation`…
+    #[serde(default)]
+    pub field_type: String,
+    #[serde(default)]
+    pub group_name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub calculated: bool,
+    #[serde(default)]
+    pub has_unique_value: bool,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default)]
+    pub hubspot_defined: bool,
+    #[serde(default)]
+    pub form_field: bool,
+    #[serde(default)]
+    pub modification_metadata: ModificationMetadata,
+}
+
+/// `PropertyModificationMetadata`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModificationMetadata {
+    #[serde(default)]
+    pub archivable: bool,
+    #[serde(default)]
+    pub read_only_definition: bool,
+    #[serde(default)]
+    pub read_only_value: bool,
+}

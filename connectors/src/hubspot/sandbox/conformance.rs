@@ -1,10 +1,122 @@
-//! The HubSpot sandbox as a [`CrmSandbox`] for the cross-CRM conformance suite.
-//! (Being completed with HubSpot OAuth; see issue 3.)
+//! The HubSpot sandbox as a [`CrmSandbox`] for the cross-CRM conformance suite. The connector it
+//! describes uses OAuth (so `expire_tokens` means something); faults map onto [`Faults`]:
+//! counted 429s, 5xxs and dropped answers become script steps (in that order), rates become dice.
 
-use crate::sandbox::CrmSandbox;
+use async_trait::async_trait;
+
+use crate::sandbox::{CrmFaults, CrmFieldNames, CrmRecord, CrmSandbox, CrmStats};
+
+use super::{Faults, HubspotSandbox, SandboxOptions, ScriptStep};
+
+/// A started HubSpot sandbox behind the conformance suite's trait.
+pub struct HubspotCrm {
+    sandbox: HubspotSandbox,
+}
+
+impl HubspotCrm {
+    pub fn sandbox(&self) -> &HubspotSandbox {
+        &self.sandbox
+    }
+}
 
 pub async fn start() -> std::io::Result<Box<dyn CrmSandbox>> {
-    Err(std::io::Error::other(
-        "the HubSpot conformance adapter is being written",
-    ))
+    let sandbox =
+        HubspotSandbox::start(([127, 0, 0, 1], 0).into(), SandboxOptions::default()).await?;
+    Ok(Box::new(HubspotCrm { sandbox }))
+}
+
+/// The suite's faults in this sandbox's terms.
+pub fn faults(f: &CrmFaults) -> Faults {
+    let mut script = Vec::new();
+    if f.rate_limit_next > 0 {
+        // HubSpot's Retry-After is unconfirmed; a short one keeps the suite quick, and the
+        // interval header still says 10 s to clients that ignore it.
+        script.push(ScriptStep {
+            retry_after: Some(1),
+            ..ScriptStep::status(429, f.rate_limit_next)
+        });
+    }
+    if f.server_error_next > 0 {
+        script.push(ScriptStep::status(503, f.server_error_next));
+    }
+    if f.drop_after_write_next > 0 {
+        script.push(ScriptStep::drop_after_write(f.drop_after_write_next));
+    }
+    Faults {
+        error_rate: f.server_error_rate.clamp(0.0, 1.0),
+        error_status: None,
+        rate_limit_rate: 0.0,
+        delay_ms: f.delay_ms,
+        drop_rate: 0.0,
+        item_failure_rate: f.item_failure_rate.clamp(0.0, 1.0),
+        script,
+        seed: f.seed,
+    }
+}
+
+#[async_trait]
+impl CrmSandbox for HubspotCrm {
+    fn kind(&self) -> &'static str {
+        "hubspot"
+    }
+
+    fn connector_toml(&self) -> String {
+        let o = self.sandbox.state().options();
+        format!(
+            "kind = \"hubspot\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{}\"\nbase_url = \"{}\"\ntoken_url = \"{}\"\ntimeout = \"2s\"\n",
+            o.client_id,
+            o.client_secret,
+            o.refresh_token,
+            self.sandbox.base_url(),
+            self.sandbox.token_url(),
+        )
+    }
+
+    fn fields(&self) -> CrmFieldNames {
+        CrmFieldNames {
+            email: "email",
+            first_name: "firstname",
+            last_name: "lastname",
+            phone: "phone",
+            company: "company",
+        }
+    }
+
+    fn records(&self) -> Vec<CrmRecord> {
+        self.sandbox
+            .contacts()
+            .into_iter()
+            .map(|c| CrmRecord {
+                id: c.id,
+                fields: c.properties,
+                writes: c.writes,
+            })
+            .collect()
+    }
+
+    fn edit(&self, email: &str, field: &str, value: &str) {
+        self.sandbox.edit(email, field, value);
+    }
+
+    fn set_faults(&self, faults: CrmFaults) {
+        // `faults()` clamps every probability, so the check can't fail.
+        let _ = self.sandbox.set_faults(self::faults(&faults));
+    }
+
+    fn expire_tokens(&self) {
+        self.sandbox.expire_tokens();
+    }
+
+    fn stats(&self) -> CrmStats {
+        let s = self.sandbox.stats();
+        CrmStats {
+            api_calls: s.requests,
+            rate_limited: s.rate_limited,
+            token_refreshes: s.token_refreshes,
+        }
+    }
+
+    fn batch_limit(&self) -> usize {
+        crate::hubspot::MAX_BATCH
+    }
 }

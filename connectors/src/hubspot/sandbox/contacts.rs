@@ -20,7 +20,10 @@ use serde_json::{Value, json};
 
 use crate::hubspot::wire::{ErrorDetail, StandardError, UpsertResponse, UpsertResult};
 
-use super::{Contact, STANDARD_PROPERTIES, SandboxState, errors, state::World};
+use super::{
+    Contact, STANDARD_PROPERTIES, SandboxState, errors, properties::READ_ONLY_PROPERTIES,
+    state::World,
+};
 
 const MAX_INPUTS: usize = 100;
 const DEFAULT_READ_PROPERTIES: &[&str] = &[
@@ -200,7 +203,16 @@ fn check_properties<'a>(
             let known = STANDARD_PROPERTIES.contains(&name.as_str())
                 || options.custom_properties.contains(name)
                 || options.unique_properties.contains(name);
-            if !known {
+            let read_only = READ_ONLY_PROPERTIES.iter().any(|(n, ..)| n == name);
+            if read_only && !SYSTEM_PROPERTIES.contains(&name.as_str()) {
+                if reported.insert(name.clone()) {
+                    problems.push((
+                        name.clone(),
+                        "READ_ONLY_VALUE",
+                        format!("{name} is a read only property; its value cannot be set."),
+                    ));
+                }
+            } else if !known {
                 if reported.insert(name.clone()) {
                     problems.push((
                         name.clone(),
@@ -694,6 +706,7 @@ fn wanted_properties(pairs: &[(String, String)]) -> Vec<String> {
 
 pub async fn read(State(state): State<SandboxState>, headers: HeaderMap, body: Bytes) -> Response {
     let started = now();
+    state.world().stats.read_calls += 1;
     let value = match parse_json(&state, &headers, &body) {
         Ok(v) => v,
         Err(r) => return r,

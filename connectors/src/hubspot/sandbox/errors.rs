@@ -58,6 +58,29 @@ pub fn unauthorized(cid: String) -> Response {
     )
 }
 
+/// HubSpot's answer to an OAuth access token past its `expires_in`.
+pub fn expired(at: jiff::Timestamp, ago_secs: i64, cid: String) -> Response {
+    let mut b = body(
+        format!("The OAuth token used to make this call expired {ago_secs} second(s) ago."),
+        "EXPIRED_AUTHENTICATION",
+        cid,
+    );
+    b.context = BTreeMap::from([("expire time".to_owned(), vec![at.to_string()])]);
+    respond(StatusCode::UNAUTHORIZED, b)
+}
+
+/// The token endpoint's refusal: `{"status":"BAD_REFRESH_TOKEN","message":…}` and its siblings
+/// (`BAD_CLIENT_ID`, `BAD_CLIENT_SECRET`, `BAD_GRANT_TYPE`), always HTTP 400.
+pub fn oauth_error(status: &str, message: &str, cid: String) -> Response {
+    let b = serde_json::json!({
+        "status": status,
+        "message": message,
+        "correlationId": cid,
+        "requestId": cid,
+    });
+    (StatusCode::BAD_REQUEST, Json(b)).into_response()
+}
+
 /// HubSpot's throttle answer. `policy` is `TEN_SECONDLY_ROLLING` or `DAILY`.
 pub fn rate_limited(policy: &str, retry_after: Option<u64>, cid: String) -> Response {
     let limit = match policy {

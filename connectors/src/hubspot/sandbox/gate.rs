@@ -1,6 +1,7 @@
-//! What happens to every `/crm/…` request before a handler sees it, in HubSpot's order: auth,
-//! then the rate limit, then the injected faults (forced 429, delay, 5xx). Every admitted answer
-//! carries HubSpot's `X-HubSpot-RateLimit-*` headers.
+//! What happens to every `/crm/…` request before a handler sees it, in HubSpot's order: auth
+//! (the private-app token, or an unexpired OAuth access token), then the rate limit, then the
+//! injected faults (forced 429, delay, 5xx). Every admitted answer carries HubSpot's
+//! `X-HubSpot-RateLimit-*` headers; OAuth calls get no `…-Daily` ones (they have no daily cap).
 
 use axum::{
     extract::{Request, State},
@@ -11,7 +12,13 @@ use axum::{
 
 use crate::hubspot::limits::{H_DAILY, H_DAILY_REMAINING, H_INTERVAL_MS, H_MAX, H_REMAINING};
 
-use super::{SandboxState, errors, state::Budget};
+use super::{
+    SandboxState, errors,
+    state::{Budget, Caller},
+};
+
+/// OAuth apps share one window per account, whichever access token they use.
+const OAUTH_WINDOW: &str = "oauth-app";
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -21,8 +28,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 fn add_budget_headers(response: &mut Response, budget: Budget) {
     let h = response.headers_mut();
-    h.insert(H_DAILY, HeaderValue::from(budget.daily));
-    h.insert(H_DAILY_REMAINING, HeaderValue::from(budget.daily_remaining));
+    if budget.has_daily {
+        h.insert(H_DAILY, HeaderValue::from(budget.daily));
+        h.insert(H_DAILY_REMAINING, HeaderValue::from(budget.daily_remaining));
+    }
     h.insert(
         H_INTERVAL_MS,
         HeaderValue::from(u64::try_from(budget.interval.as_millis()).unwrap_or(u64::MAX)),
@@ -37,16 +46,26 @@ pub async fn gate(State(state): State<SandboxState>, request: Request, next: Nex
     let decided = {
         let mut w = state.world();
         w.stats.requests += 1;
-        match token.as_deref() {
-            Some(t) if t == options.token => {}
-            _ => {
+        let caller = match token.as_deref() {
+            Some(t) => w.caller(t, &options),
+            None => Caller::Unknown,
+        };
+        let (window, daily) = match caller {
+            Caller::PrivateApp => (token.as_deref().unwrap_or_default(), true),
+            Caller::OAuth => (OAUTH_WINDOW, false),
+            Caller::Expired { at, ago_secs } => {
+                w.stats.unauthorized += 1;
+                let cid = w.correlation_id();
+                return errors::expired(at, ago_secs, cid);
+            }
+            Caller::Unknown => {
                 w.stats.unauthorized += 1;
                 let cid = w.correlation_id();
                 return errors::unauthorized(cid);
             }
-        }
-        let token = token.as_deref().unwrap_or_default();
-        match w.admit(token, &options) {
+        };
+        let token = window;
+        match w.admit(token, daily, &options) {
             Err(throttled) => {
                 w.stats.rate_limited += 1;
                 let cid = w.correlation_id();

@@ -2,6 +2,8 @@
 //! same paths (v3 and the `2026-03` date-versioned prefix), bodies, 100-input batch limit, error
 //! bodies, rolling 10-second rate limit with HubSpot's headers and 429 body, cursor paging and
 //! 207 partial failures, plus fault injection for every failure the real API can produce.
+//! Also the contact properties list (`GET /crm/v3/properties/contacts`) and the OAuth token
+//! endpoint (`POST /oauth/v1/token`, refresh grant) with expiring access tokens.
 //!
 //! HTTP endpoints besides HubSpot's own (unauthenticated, for tests and the demo):
 //! - `GET /__sandbox/contacts`: every stored contact as JSON ([`Contact`]).
@@ -16,6 +18,8 @@ mod contacts;
 mod errors;
 mod gate;
 mod inspect;
+mod oauth;
+pub mod properties;
 mod state;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
@@ -60,8 +64,18 @@ pub const STANDARD_PROPERTIES: &[&str] = &[
 /// How the sandbox behaves before any fault is set.
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
-    /// The only Bearer token accepted.
+    /// The private app's token, accepted as Bearer beside OAuth access tokens.
     pub token: String,
+    /// The OAuth app's client id and secret, checked by `POST /oauth/v1/token`.
+    pub client_id: String,
+    pub client_secret: String,
+    /// The refresh token the portal's install handed out.
+    pub refresh_token: String,
+    /// `expires_in` of access tokens: HubSpot's are 30 minutes.
+    pub access_token_lifetime: Duration,
+    /// Hand out a new refresh token on every refresh and retire the used one. HubSpot keeps the
+    /// same refresh token; this exists to test rotation.
+    pub rotate_refresh_tokens: bool,
     /// Requests per rolling window, per token.
     pub rate_limit: u32,
     /// HubSpot's window is 10 s; tests shorten it.
@@ -83,6 +97,11 @@ impl Default for SandboxOptions {
     fn default() -> Self {
         SandboxOptions {
             token: "sandbox-token".to_owned(),
+            client_id: "sandbox-client-id".to_owned(),
+            client_secret: "sandbox-client-secret".to_owned(),
+            refresh_token: "sandbox-refresh-token".to_owned(),
+            access_token_lifetime: Duration::from_secs(1800),
+            rotate_refresh_tokens: false,
             rate_limit: 190,
             rate_window: Duration::from_secs(10),
             daily_limit: 1_000_000,
@@ -204,6 +223,13 @@ pub struct SandboxStats {
     pub drops: u64,
     /// Inputs per upsert call, in arrival order.
     pub batch_sizes: Vec<usize>,
+    /// `POST …/batch/read` calls (the connector's read before a write with conflict rules).
+    pub read_calls: u64,
+    /// `GET /crm/v3/properties/contacts` calls.
+    pub properties_calls: u64,
+    /// Successful `POST /oauth/v1/token` refreshes, and refused token requests.
+    pub token_refreshes: u64,
+    pub token_refused: u64,
 }
 
 /// The whole fake as an axum router, for embedding in another server.
@@ -217,12 +243,15 @@ pub fn router(state: SandboxState) -> Router {
     let api = Router::new()
         .nest("/crm/v3/objects/contacts", contacts.clone())
         .nest("/crm/objects/2026-03/contacts", contacts)
+        .route("/crm/v3/properties/contacts", get(properties::list))
+        .route("/crm/properties/2026-03/contacts", get(properties::list))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::gate,
         ));
     Router::new()
         .merge(api)
+        .route("/oauth/v1/token", post(oauth::token))
         .route("/__sandbox/contacts", get(inspect::contacts))
         .route("/__sandbox/stats", get(inspect::stats))
         .route(
@@ -293,6 +322,21 @@ impl HubspotSandbox {
 
     pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
         self.state.set_faults(faults)
+    }
+
+    /// Ends every OAuth access token issued so far.
+    pub fn expire_tokens(&self) {
+        self.state.expire_tokens()
+    }
+
+    /// A salesperson's edit in HubSpot's UI (not a tandem write); false if no such contact.
+    pub fn edit(&self, email: &str, property: &str, value: &str) -> bool {
+        self.state.edit(email, property, value)
+    }
+
+    /// What to put in a connector's `token_url`.
+    pub fn token_url(&self) -> String {
+        format!("http://{}/oauth/v1/token", self.addr)
     }
 
     /// Stop accepting, let in-flight requests finish, and wait for the server task.

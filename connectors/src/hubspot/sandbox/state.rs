@@ -1,8 +1,9 @@
 //! The sandbox's memory: contacts with their email index, the per-token rolling window, the daily
-//! counter, the fault settings and their dice. One mutex, never held across an await.
+//! counter, OAuth access and refresh tokens, the fault settings and their dice. One mutex, never
+//! held across an await.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -38,6 +39,25 @@ pub(super) struct World {
     script: VecDeque<ScriptStep>,
     pub rng: StdRng,
     pub stats: SandboxStats,
+    /// OAuth access token → when it stops working.
+    pub access_tokens: HashMap<String, jiff::Timestamp>,
+    /// Refresh tokens that may be exchanged.
+    pub refresh_tokens: HashSet<String>,
+    pub tokens_issued: u64,
+}
+
+/// Who a request's Bearer token belongs to.
+pub(super) enum Caller {
+    /// The private app: its own window and the daily cap.
+    PrivateApp,
+    /// An OAuth access token: the app's window in this account, no daily cap.
+    OAuth,
+    /// A known OAuth token past its expiry, with how long ago it expired.
+    Expired {
+        at: jiff::Timestamp,
+        ago_secs: i64,
+    },
+    Unknown,
 }
 
 /// The rate-limit state after admitting a request, for the response headers.
@@ -48,6 +68,8 @@ pub(super) struct Budget {
     pub daily: u64,
     pub daily_remaining: u64,
     pub interval: Duration,
+    /// Private apps have a daily cap and its headers; OAuth calls have neither.
+    pub has_daily: bool,
 }
 
 /// Why a request was throttled, and when it may come back.
@@ -77,6 +99,9 @@ impl SandboxState {
             script: VecDeque::new(),
             rng: rng_for(options.seed),
             stats: SandboxStats::default(),
+            access_tokens: HashMap::new(),
+            refresh_tokens: HashSet::from([options.refresh_token.clone()]),
+            tokens_issued: 0,
         };
         SandboxState {
             inner: Arc::new(Inner {
@@ -86,7 +111,7 @@ impl SandboxState {
         }
     }
 
-    pub(super) fn options(&self) -> &SandboxOptions {
+    pub fn options(&self) -> &SandboxOptions {
         &self.inner.options
     }
 
@@ -119,6 +144,38 @@ impl SandboxState {
         f
     }
 
+    /// Ends the life of every OAuth access token issued so far, as their expiry would.
+    pub fn expire_tokens(&self) {
+        let mut w = self.world();
+        let past = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+        for expiry in w.access_tokens.values_mut() {
+            *expiry = past;
+        }
+    }
+
+    /// A salesperson edits `property` of the contact with `email` in HubSpot's UI: the value
+    /// changes (empty clears it) and `lastmodifieddate` moves, but it isn't a tandem write.
+    /// Returns false when there is no such contact.
+    pub fn edit(&self, email: &str, property: &str, value: &str) -> bool {
+        let mut w = self.world();
+        let Some(&n) = w.by_email.get(&email.trim().to_lowercase()) else {
+            return false;
+        };
+        let at = jiff::Timestamp::now();
+        let Some(c) = w.contacts.get_mut(&n) else {
+            return false;
+        };
+        if value.is_empty() {
+            c.properties.remove(property);
+        } else {
+            c.properties.insert(property.to_owned(), value.to_owned());
+        }
+        c.properties
+            .insert("lastmodifieddate".to_owned(), at.to_string());
+        c.updated_at = at;
+        true
+    }
+
     pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
         faults.check()?;
         let mut w = self.world();
@@ -146,6 +203,49 @@ impl World {
         probability > 0.0 && self.rng.random_bool(probability.clamp(0.0, 1.0))
     }
 
+    /// Who holds `token`.
+    pub fn caller(&self, token: &str, options: &SandboxOptions) -> Caller {
+        if token == options.token {
+            return Caller::PrivateApp;
+        }
+        match self.access_tokens.get(token) {
+            None => Caller::Unknown,
+            Some(expiry) => {
+                let now = jiff::Timestamp::now();
+                if *expiry > now {
+                    Caller::OAuth
+                } else {
+                    Caller::Expired {
+                        at: *expiry,
+                        ago_secs: now.duration_since(*expiry).as_secs(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fresh access token (and, when rotating, a fresh refresh token replacing `used`).
+    pub fn issue_tokens(&mut self, used: &str, options: &SandboxOptions) -> (String, String) {
+        use rand::Rng;
+        self.tokens_issued += 1;
+        let n = self.tokens_issued;
+        let salt: u32 = self.rng.random();
+        let access = format!("sandbox-oauth-{n}-{salt:08x}");
+        let lifetime = jiff::SignedDuration::try_from(options.access_token_lifetime)
+            .unwrap_or(jiff::SignedDuration::from_secs(1800));
+        self.access_tokens
+            .insert(access.clone(), jiff::Timestamp::now() + lifetime);
+        let refresh = if options.rotate_refresh_tokens {
+            self.refresh_tokens.remove(used);
+            let fresh = format!("sandbox-refresh-{n}-{salt:08x}");
+            self.refresh_tokens.insert(fresh.clone());
+            fresh
+        } else {
+            used.to_owned()
+        };
+        (access, refresh)
+    }
+
     /// The next scripted answer for an upsert call, if any is left.
     pub fn next_script_step(&mut self) -> Option<ScriptStep> {
         let step = self.script.front_mut()?;
@@ -158,7 +258,12 @@ impl World {
     }
 
     /// Count a request against the token's rolling window and the daily cap, or refuse it.
-    pub fn admit(&mut self, token: &str, options: &SandboxOptions) -> Result<Budget, Throttled> {
+    pub fn admit(
+        &mut self,
+        token: &str,
+        daily: bool,
+        options: &SandboxOptions,
+    ) -> Result<Budget, Throttled> {
         let now = Instant::now();
         let window = options.rate_window;
         let queue = self.windows.entry(token.to_owned()).or_default();
@@ -174,8 +279,9 @@ impl World {
             daily: options.daily_limit,
             daily_remaining: options.daily_limit.saturating_sub(self.daily_used),
             interval: window,
+            has_daily: daily,
         };
-        if self.daily_used >= options.daily_limit {
+        if daily && self.daily_used >= options.daily_limit {
             return Err(Throttled {
                 policy: "DAILY",
                 retry_after_secs: 3600,
@@ -192,7 +298,9 @@ impl World {
             });
         }
         queue.push_back(now);
-        self.daily_used += 1;
+        if daily {
+            self.daily_used += 1;
+        }
         Ok(Budget {
             max: options.rate_limit,
             remaining: options
@@ -201,6 +309,7 @@ impl World {
             daily: options.daily_limit,
             daily_remaining: options.daily_limit.saturating_sub(self.daily_used),
             interval: window,
+            has_daily: daily,
         })
     }
 
