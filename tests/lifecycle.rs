@@ -321,3 +321,49 @@ async fn systemd_hears_ready_reloading_watchdog_and_stopping() {
         "READY=1 comes first, once store and listener are up: {first}"
     );
 }
+
+// Multi-threaded: the sandbox serves from this runtime while `tandem check` blocks a thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_connect_catches_a_misspelt_crm_field_before_any_lead_is_sent() {
+    let s = setup().await;
+    let good = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(&s.config, good.replace("firstname = ", "firstnme = ")).unwrap();
+    let cfg = s.config.to_str().unwrap().to_owned();
+    // Daemon down: the check runs in-process.
+    let out = tandem(&["check", "--connect", "--config", &cfg])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("hubspot:") && text.contains("firstnme"),
+        "{text}"
+    );
+    assert!(
+        text.contains("firstname"),
+        "the fix names the real property: {text}"
+    );
+    assert_eq!(s.sandbox.stats().upsert_calls, 0, "nothing was written");
+
+    // Daemon up: the same check goes through its admin API.
+    std::fs::write(&s.config, &good).unwrap();
+    let p = TandemProcess::start(&s.config, s.addr, &s.log).await;
+    let out = tandem(&["check", "--connect", "--config", &cfg])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("connections OK"), "{text}");
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(15)).await, Some(0));
+}
