@@ -106,7 +106,10 @@ fn reference_config_loads_with_its_secrets_provided() {
         panic!("hubspot connector missing: {:?}", config.connectors);
     };
     assert_eq!(
-        h.token.as_ref().map(|t| t.expose_secret().to_owned()).as_deref(),
+        h.token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .as_deref(),
         Some("value-of-HUBSPOT_TOKEN")
     );
     let web = config.connectors["website"].webhook().unwrap();

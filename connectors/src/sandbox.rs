@@ -85,7 +85,7 @@ pub async fn start_crm(kind: &str) -> std::io::Result<Option<Box<dyn CrmSandbox>
     Ok(match kind {
         "hubspot" => Some(crate::hubspot::sandbox::conformance::start().await?),
         "salesforce" => Some(crate::salesforce::sandbox::conformance::start().await?),
-        // "pipedrive" => Some(crate::pipedrive::sandbox::conformance::start().await?),
+        "pipedrive" => Some(crate::pipedrive::sandbox::conformance::start().await?),
         "zoho" => Some(crate::zoho::sandbox::conformance::start().await?),
         _ => None,
     })

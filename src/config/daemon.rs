@@ -111,7 +111,14 @@ pub struct LimitsConfig {
     pub max_body_bytes: usize,
     /// Submissions waiting for a commit before intake answers 503.
     pub max_pending_writes: usize,
+    /// Whole request, from the end of its head to the answer (reading the body included); past
+    /// it the answer is 408.
     pub request_timeout: HumanDuration,
+    /// Longest wait for a complete request head (request line and headers), on a new connection
+    /// and between two requests on a kept-alive one; past it the connection is closed.
+    pub header_timeout: HumanDuration,
+    /// Open HTTP connections at most; at the cap new connections wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for LimitsConfig {
@@ -120,6 +127,8 @@ impl Default for LimitsConfig {
             max_body_bytes: 1_048_576,
             max_pending_writes: 10_000,
             request_timeout: secs(10),
+            header_timeout: secs(5),
+            max_connections: 1024,
         }
     }
 }
@@ -241,6 +250,8 @@ mod tests {
         assert_eq!(d.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(d.stop_timeout.to_string(), "30s");
         assert_eq!(d.limits.max_body_bytes, 1_048_576);
+        assert_eq!(d.limits.header_timeout.to_string(), "5s");
+        assert_eq!(d.limits.max_connections, 1024);
         assert_eq!(d.delivery.max_age.to_string(), "3d");
         assert_eq!(d.delivery.backoff_max.to_string(), "10m");
         assert_eq!(d.delivery.linger.to_string(), "50ms");

@@ -124,6 +124,7 @@ pub(crate) fn flows(
 }
 
 pub(crate) fn daemon(d: &DaemonConfig, root: &DeTable<'_>, rep: &mut Reporter<'_>) {
+    limits(&d.limits, root, rep);
     let mut check = |ok: bool, path: &[&str], message: &str| {
         if !ok {
             let mut full = vec!["daemon"];
@@ -148,11 +149,6 @@ pub(crate) fn daemon(d: &DaemonConfig, root: &DeTable<'_>, rep: &mut Reporter<'_
         l.max_pending_writes > 0,
         &["limits", "max_pending_writes"],
         "must be at least 1",
-    );
-    check(
-        !l.request_timeout.0.is_zero(),
-        &["limits", "request_timeout"],
-        "must be longer than 0",
     );
     let dl = &d.delivery;
     check(
@@ -189,5 +185,54 @@ pub(crate) fn daemon(d: &DaemonConfig, root: &DeTable<'_>, rep: &mut Reporter<'_
         dl.backoff_base.0 <= dl.backoff_max.0,
         &["delivery", "backoff_max"],
         "must not be shorter than backoff_base",
+    );
+}
+
+/// The connection-level limits: zero would refuse every sender, and a huge value gives a slow or
+/// hostile client back the power to pin connections, which is what the limits are for.
+fn limits(l: &super::LimitsConfig, root: &DeTable<'_>, rep: &mut Reporter<'_>) {
+    use std::time::Duration;
+    const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+    const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(120);
+    const MAX_CONNECTIONS: usize = 1_000_000;
+    let mut check = |ok: bool, key: &str, message: &str, hint: &str| {
+        if !ok {
+            rep.push(
+                span_of(root, &["daemon", "limits", key]),
+                format!("daemon.limits.{key}"),
+                message,
+                Some(hint.to_owned()),
+            );
+        }
+    };
+    let t = l.request_timeout.0;
+    check(
+        !t.is_zero() && t <= MAX_REQUEST_TIMEOUT,
+        "request_timeout",
+        &format!(
+            "{} is out of range; it must be longer than 0 and at most 10m",
+            l.request_timeout
+        ),
+        "the whole request, body included, must arrive and be answered within it; e.g. \"10s\"",
+    );
+    let t = l.header_timeout.0;
+    check(
+        t >= Duration::from_millis(100) && t <= MAX_HEADER_TIMEOUT,
+        "header_timeout",
+        &format!(
+            "{} is out of range; it must be between 100ms and 2m",
+            l.header_timeout
+        ),
+        "a sender has this long to send its request line and headers (and an idle kept-alive \
+         connection is closed after it); e.g. \"5s\"",
+    );
+    check(
+        (1..=MAX_CONNECTIONS).contains(&l.max_connections),
+        "max_connections",
+        &format!(
+            "{} is out of range; it must be between 1 and 1000000",
+            l.max_connections
+        ),
+        "each connection holds a file descriptor: keep it below the service's LimitNOFILE=; e.g. 1024",
     );
 }

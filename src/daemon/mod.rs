@@ -105,14 +105,13 @@ impl Daemon {
         );
         let server_stop = CancellationToken::new();
         let app = intake::router(state.clone());
-        let stop = server_stop.clone();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let serve_options = intake::serve::ServeOptions::from(&runtime.config.daemon.limits);
+        let server = tokio::spawn(intake::serve::serve(
+            listener,
+            app,
+            serve_options,
+            server_stop.clone(),
+        ));
         tracing::info!(%addr, sources = runtime.sources.len(), destinations = runtime.sinks.len(), "tandem is ready");
         Ok(Daemon {
             addr,

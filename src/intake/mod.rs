@@ -5,12 +5,14 @@
 //! - [`lead`]: submission → canonical lead.
 //! - [`ops`]: health, readiness, Prometheus metrics.
 //! - [`admin`]: status, dead letters, replay.
+//! - [`serve`]: the accept loop, with header timeout, connection cap and graceful shutdown.
 
 mod admin;
 mod hooks;
 pub mod lead;
 mod ops;
 mod reply;
+pub mod serve;
 
 use std::sync::{
     Arc, RwLock,
