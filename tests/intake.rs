@@ -285,6 +285,18 @@ async fn the_admin_api_needs_the_bearer_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+    // Auth comes before the body: a stranger learns nothing, not even that the JSON was bad.
+    for path in ["/api/replay", "/api/dlq/retry", "/api/dlq/drop"] {
+        let r = h
+            .http
+            .post(h.url(path))
+            .header("content-type", "text/plain")
+            .body("not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+    }
     h.post_lead(json!({"email": "s@example.com"})).await;
     h.drain(Duration::from_secs(10)).await;
     let v: Value = h

@@ -703,7 +703,6 @@ async fn canaries_never_reach_logs_cli_output_metrics_or_status() {
 /// the config redactor only knows values it resolved from references. Kept as the regression test
 /// for that fix (src/config/mod.rs `from_str_at` + src/config/secrets.rs `Redactor`).
 #[tokio::test]
-#[ignore = "known leak: literal secrets are not redacted from config errors"]
 async fn literal_secrets_pasted_into_a_wrong_key_are_redacted_from_config_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");

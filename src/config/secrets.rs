@@ -74,6 +74,9 @@ fn walk(
                 }
             }
         }
+        // A secret written literally (no ${…}) is still a secret: if the same text is pasted into
+        // a key of the wrong type, the error about that key must not print it.
+        DeValue::String(s) if is_secret_key(path) => redactor.values.push(s.to_string()),
         DeValue::Table(t) => {
             for (k, v) in t.iter_mut() {
                 let child = format!("{path}.{}", k.get_ref());
@@ -90,6 +93,15 @@ fn walk(
         }
         _ => {}
     }
+}
+
+/// Keys whose values are credentials, by their last path segment (`admin_token`, `token`,
+/// `secret`, `client_secret`, `refresh_token`, `api_token`, `access_token`, `password`, …).
+fn is_secret_key(path: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path).to_ascii_lowercase();
+    ["token", "secret", "password", "api_key", "apikey"]
+        .iter()
+        .any(|w| last.contains(w))
 }
 
 type Problem = (String, Option<String>);

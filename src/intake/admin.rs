@@ -20,6 +20,18 @@ use crate::{
     store::{NewDelivery, sqlite::now_ms},
 };
 
+/// Route layer for `/api/…`: the bearer token, compared in constant time, or a refusal.
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match refuse(&state, request.headers()) {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
+    }
+}
+
 /// `None` when the caller may proceed, else the refusal to send.
 fn refuse(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let rt = state.runtime();
@@ -60,10 +72,7 @@ fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
-pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(r) = refuse(&state, &headers) {
-        return r;
-    }
+pub async fn status(State(state): State<AppState>) -> Response {
     let store = &state.0.store;
     match (store.status().await, store.paused().await) {
         (Ok(destinations), Ok(paused)) => Json(json!({
@@ -83,14 +92,7 @@ pub struct DlqQuery {
     limit: Option<usize>,
 }
 
-pub async fn dead_letters(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<DlqQuery>,
-) -> Response {
-    if let Some(r) = refuse(&state, &headers) {
-        return r;
-    }
+pub async fn dead_letters(State(state): State<AppState>, Query(q): Query<DlqQuery>) -> Response {
     match state
         .0
         .store
@@ -130,14 +132,7 @@ fn bad_selection() -> Response {
     )
 }
 
-pub async fn retry(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(sel): Json<Selection>,
-) -> Response {
-    if let Some(r) = refuse(&state, &headers) {
-        return r;
-    }
+pub async fn retry(State(state): State<AppState>, Json(sel): Json<Selection>) -> Response {
     let Ok(ids) = sel.ids() else {
         return bad_selection();
     };
@@ -152,14 +147,7 @@ pub async fn retry(
     }
 }
 
-pub async fn drop(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(sel): Json<Selection>,
-) -> Response {
-    if let Some(r) = refuse(&state, &headers) {
-        return r;
-    }
+pub async fn drop(State(state): State<AppState>, Json(sel): Json<Selection>) -> Response {
     let Ok(ids) = sel.ids() else {
         return bad_selection();
     };
@@ -179,14 +167,7 @@ pub struct ReplayRequest {
 
 /// Re-sends every lead a flow's sources received since a point in time, mapped with the flow's
 /// current fields. Upserts are idempotent, so a replay updates; it never duplicates a contact.
-pub async fn replay(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Json(req): Json<ReplayRequest>,
-) -> Response {
-    if let Some(r) = refuse(&state, &headers) {
-        return r;
-    }
+pub async fn replay(State(state): State<AppState>, Json(req): Json<ReplayRequest>) -> Response {
     let rt = state.runtime();
     let Some(flow) = rt.flows.get(&req.flow).cloned() else {
         let known = rt.flows.keys().cloned().collect::<Vec<_>>().join(", ");
@@ -242,10 +223,7 @@ pub fn parse_since(s: &str) -> Result<i64, String> {
 
 /// `tandem check --connect` while the daemon runs: the daemon owns the OAuth tokens, so the
 /// check uses (and, if it must refresh, persists) the same ones.
-pub async fn verify(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(r) = refuse(&state, &headers) {
-        return r;
-    }
+pub async fn verify(State(state): State<AppState>) -> Response {
     let problems = state.runtime().verify_connections().await;
     let list: Vec<_> = problems
         .into_iter()

@@ -77,6 +77,22 @@ impl AppState {
     }
 }
 
+/// The admin API. The bearer check is a route layer, so it runs before any body is parsed: an
+/// unauthenticated caller learns nothing, not even whether its JSON was well-formed.
+fn admin_routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/status", get(admin::status))
+        .route("/api/dlq", get(admin::dead_letters))
+        .route("/api/dlq/retry", post(admin::retry))
+        .route("/api/dlq/drop", post(admin::drop))
+        .route("/api/replay", post(admin::replay))
+        .route("/api/verify", post(admin::verify))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            admin::require_token,
+        ))
+}
+
 pub fn router(state: AppState) -> Router {
     let timeout = state.runtime().config.daemon.limits.request_timeout.0;
     Router::new()
@@ -87,12 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/api/status", get(admin::status))
-        .route("/api/dlq", get(admin::dead_letters))
-        .route("/api/dlq/retry", post(admin::retry))
-        .route("/api/dlq/drop", post(admin::drop))
-        .route("/api/replay", post(admin::replay))
-        .route("/api/verify", post(admin::verify))
+        .merge(admin_routes(state.clone()))
         .fallback(reply::not_found)
         // Slow or stuck clients must not pin connections: the whole request has a deadline.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
