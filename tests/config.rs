@@ -76,6 +76,11 @@ fn reference_config_loads_with_its_secrets_provided() {
         "TANDEM_ADMIN_TOKEN",
         "HUBSPOT_TOKEN",
         "WEBSITE_WEBHOOK_SECRET",
+        "SALESFORCE_CLIENT_SECRET",
+        "SALESFORCE_REFRESH_TOKEN",
+        "PIPEDRIVE_API_TOKEN",
+        "ZOHO_CLIENT_SECRET",
+        "ZOHO_REFRESH_TOKEN",
     ] {
         let reference = format!("${{env:{name}}}");
         assert!(
@@ -132,7 +137,7 @@ fn reference_config_loads_with_its_secrets_provided() {
     ] {
         assert!(flow.fields.contains_key(prop), "flow does not map {prop}");
     }
-    assert_eq!(check_report(&Ok(config)), "config OK: 2 connectors, 1 flow");
+    assert_eq!(check_report(&Ok(config)), "config OK: 5 connectors, 1 flow");
 }
 
 #[test]
@@ -143,6 +148,11 @@ fn reference_config_without_its_env_vars_names_each_one() {
         "TANDEM_ADMIN_TOKEN",
         "HUBSPOT_TOKEN",
         "WEBSITE_WEBHOOK_SECRET",
+        "SALESFORCE_CLIENT_SECRET",
+        "SALESFORCE_REFRESH_TOKEN",
+        "PIPEDRIVE_API_TOKEN",
+        "ZOHO_CLIENT_SECRET",
+        "ZOHO_REFRESH_TOKEN",
     ] {
         assert!(
             errs.iter()
