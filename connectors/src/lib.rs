@@ -6,8 +6,12 @@
 //! generated from the single list in `registry!` below. Adding a platform means one folder under
 //! `src/` and one line in that list.
 
+pub mod brevo;
 pub mod context;
 pub mod hubspot;
+pub mod klaviyo;
+pub mod linkedin_lead_gen;
+pub mod mailchimp;
 pub mod model;
 pub mod oauth;
 pub mod pipedrive;
@@ -15,6 +19,7 @@ pub mod salesforce;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod sink;
+pub mod source;
 pub mod units;
 pub mod webhook;
 pub mod zoho;
@@ -44,6 +49,28 @@ pub trait Connector {
     /// The webhook side, if this platform takes form posts on `/hooks/NAME`.
     fn webhook(&self) -> Option<&webhook::WebhookConfig> {
         None
+    }
+    /// The pushed-webhook preset (signature scheme + payload shape), for webhook platforms.
+    fn webhook_preset(&self) -> Option<Box<dyn source::WebhookPreset>> {
+        None
+    }
+    /// The fetcher for leads announced by id only (Meta Lead Ads).
+    fn lead_fetcher(
+        &self,
+        _ctx: ConnectorContext,
+    ) -> Result<Option<Arc<dyn source::LeadFetcher>>, BuildError> {
+        Ok(None)
+    }
+    /// The polled side, if tandem asks this platform for new leads.
+    fn polled_source(
+        &self,
+        _ctx: ConnectorContext,
+    ) -> Result<Option<Arc<dyn source::PolledSource>>, BuildError> {
+        Ok(None)
+    }
+    /// Whether this platform can be a flow's `from` (answerable without building a client).
+    fn is_source(&self) -> bool {
+        self.webhook().is_some()
     }
 }
 
@@ -92,6 +119,14 @@ registry! {
     Pipedrive(pipedrive::PipedriveConfig) = "pipedrive",
     /// Zoho CRM Leads or Contacts.
     Zoho(zoho::ZohoConfig) = "zoho",
+    /// LinkedIn Lead Gen Forms responses (polled).
+    LinkedinLeadGen(linkedin_lead_gen::LinkedinLeadGenConfig) = "linkedin_lead_gen",
+    /// Mailchimp audience members changed since the cursor (polled).
+    Mailchimp(mailchimp::MailchimpConfig) = "mailchimp",
+    /// Brevo contacts created or updated since the cursor (polled).
+    Brevo(brevo::BrevoConfig) = "brevo",
+    /// Klaviyo profiles created or updated since the cursor (polled).
+    Klaviyo(klaviyo::KlaviyoConfig) = "klaviyo",
 }
 
 impl ConnectorKind {
@@ -112,6 +147,28 @@ impl ConnectorKind {
 
     pub fn webhook(&self) -> Option<&webhook::WebhookConfig> {
         self.connector().webhook()
+    }
+
+    pub fn webhook_preset(&self) -> Option<Box<dyn source::WebhookPreset>> {
+        self.connector().webhook_preset()
+    }
+
+    pub fn lead_fetcher(
+        &self,
+        ctx: ConnectorContext,
+    ) -> Result<Option<Arc<dyn source::LeadFetcher>>, BuildError> {
+        self.connector().lead_fetcher(ctx)
+    }
+
+    pub fn polled_source(
+        &self,
+        ctx: ConnectorContext,
+    ) -> Result<Option<Arc<dyn source::PolledSource>>, BuildError> {
+        self.connector().polled_source(ctx)
+    }
+
+    pub fn is_source(&self) -> bool {
+        self.connector().is_source()
     }
 }
 

@@ -51,6 +51,10 @@ pub struct Lead {
     /// Every submitted field tandem has no canonical name for, kept as sent.
     pub custom: BTreeMap<String, serde_json::Value>,
     pub touchpoint: Touchpoint,
+    /// A platform's test submission: stored, shown, but sent to a CRM only when the source's
+    /// `deliver_test_leads` says so.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub is_test: bool,
 }
 
 /// Where and when a lead was captured.
@@ -63,6 +67,8 @@ pub struct Touchpoint {
     pub campaign_id: Option<String>,
     pub campaign_name: Option<String>,
     pub ad_id: Option<String>,
+    pub adset_id: Option<String>,
+    pub page_id: Option<String>,
     pub utm_source: Option<String>,
     pub utm_medium: Option<String>,
     pub utm_campaign: Option<String>,
@@ -72,6 +78,8 @@ pub struct Touchpoint {
     pub gbraid: Option<String>,
     pub wbraid: Option<String>,
     pub fbclid: Option<String>,
+    /// Meta's click id in its `fb.1.<ms>.<fbclid>` form, built from `fbclid` and `captured_at`.
+    pub fbc: Option<String>,
     pub li_fat_id: Option<String>,
     pub landing_url: Option<String>,
     pub referrer: Option<String>,

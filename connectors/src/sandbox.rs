@@ -93,3 +93,32 @@ pub async fn start_crm(kind: &str) -> std::io::Result<Option<Box<dyn CrmSandbox>
 
 /// Every CRM kind the conformance suite runs against.
 pub const CRM_KINDS: &[&str] = &["hubspot", "salesforce", "pipedrive", "zoho"];
+
+/// The source suite's view of a polled source's sandbox (LinkedIn, Mailchimp, Brevo, Klaviyo…).
+#[async_trait]
+pub trait SourceSandbox: Send + Sync {
+    fn kind(&self) -> &'static str;
+    /// Body lines of a `[connectors.NAME]` table (kind, credentials, base_url, a short poll
+    /// interval such as `poll_interval = "200ms"`, …) pointing here.
+    fn connector_toml(&self) -> String;
+    /// A person fills in the platform's form (or joins the list) at `at_ms` (unix ms; `None` =
+    /// now). Several leads may share one timestamp; a past `at_ms` models a late-arriving write
+    /// (it becomes visible now, stamped in the past). Returns the platform's id for it.
+    fn add_lead(&self, email: &str, first_name: &str, at_ms: Option<i64>) -> String;
+    fn set_faults(&self, faults: CrmFaults);
+    fn stats(&self) -> CrmStats;
+}
+
+/// Starts the sandbox of a polled source `kind`; `None` for kinds without one.
+pub async fn start_source(kind: &str) -> std::io::Result<Option<Box<dyn SourceSandbox>>> {
+    Ok(match kind {
+        // "linkedin_lead_gen" => Some(crate::linkedin_lead_gen::sandbox::source::start().await?),
+        // "mailchimp" => Some(crate::mailchimp::sandbox::source::start().await?),
+        // "brevo" => Some(crate::brevo::sandbox::source::start().await?),
+        // "klaviyo" => Some(crate::klaviyo::sandbox::source::start().await?),
+        _ => None,
+    })
+}
+
+/// Every polled source kind the source suite runs against.
+pub const POLLED_KINDS: &[&str] = &["linkedin_lead_gen", "mailchimp", "brevo", "klaviyo"];

@@ -30,7 +30,7 @@ pub(crate) fn flows(
 ) {
     let sources: BTreeSet<String> = connectors
         .iter()
-        .filter(|(_, k)| k.webhook().is_some())
+        .filter(|(_, k)| k.is_source())
         .map(|(n, _)| n.clone())
         .collect();
     let crms: BTreeSet<String> = connectors
@@ -65,7 +65,7 @@ pub(crate) fn flows(
                     names_hint(declared, "configured connectors"),
                 );
             } else if let Some(kind) = connectors.get(src)
-                && kind.webhook().is_none()
+                && !kind.is_source()
             {
                 rep.push(
                     at,

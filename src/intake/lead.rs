@@ -130,6 +130,8 @@ pub fn build_lead(
         campaign_id: v("campaign_id"),
         campaign_name: v("campaign_name"),
         ad_id: v("ad_id"),
+        adset_id: v("adset_id"),
+        page_id: v("page_id"),
         utm_source: v("utm_source"),
         utm_medium: v("utm_medium"),
         utm_campaign: v("utm_campaign"),
@@ -139,6 +141,7 @@ pub fn build_lead(
         gbraid: v("gbraid"),
         wbraid: v("wbraid"),
         fbclid: v("fbclid"),
+        fbc: None,
         li_fat_id: v("li_fat_id"),
         landing_url: v("landing_url"),
         referrer: v("referrer"),
@@ -156,6 +159,7 @@ pub fn build_lead(
         consent: v("consent"),
         custom,
         touchpoint,
+        is_test: false,
     })
 }
 
