@@ -19,6 +19,11 @@ pub enum IdentityError {
 /// a plain address with a TLD.
 pub fn normalize_email(raw: &str) -> Result<String, IdentityError> {
     let lowered = raw.trim().to_lowercase();
+    // Invisible characters (zero-width space, BOM, bidi overrides, controls) would make
+    // "ann\u{200b}@example.com" a second person who looks exactly like the first.
+    if lowered.chars().any(is_invisible) {
+        return Err(IdentityError::InvalidEmail);
+    }
     let options = Options::default()
         .with_required_tld()
         .without_domain_literal()
@@ -26,6 +31,15 @@ pub fn normalize_email(raw: &str) -> Result<String, IdentityError> {
     EmailAddress::parse_with_options(&lowered, options)
         .map(|e| e.email().to_string())
         .map_err(|_| IdentityError::InvalidEmail)
+}
+
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+            | '\u{ffa0}' | '\u{fff0}'..='\u{fff8}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
 }
 
 /// A phone number in E.164 (`+14155550100`). Numbers without a country code need `region`.

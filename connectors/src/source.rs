@@ -5,6 +5,7 @@
 //! - a notification that carries only ids (Meta): the preset returns [`FetchRequest`]s, the daemon
 //!   stores them durably, answers 200, and works them through a [`LeadFetcher`] with retries;
 //! - a [`PolledSource`]: `poll(cursor)` → leads + the cursor to commit with them.
+//!
 //! The daemon maps `fields` onto the canonical lead (names, the connector's `fields` templates),
 //! normalises identities and dedups by `event_id`.
 

@@ -56,6 +56,9 @@ pub async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_timeout)
+        // A sender that shuts its side after the request (`nc -N`, some proxies) still gets its
+        // answer: without this the handler is dropped mid-commit and the 202 is never sent.
+        .half_close(true)
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
