@@ -101,6 +101,38 @@ pub trait Store: Send + Sync {
     /// Paused connectors and why.
     async fn paused(&self) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// Stores leads announced by id only (Meta), to be fetched; a known `(source, event_id)` is
+    /// not queued twice. Durable when this returns; sheds load like `ingest`.
+    async fn enqueue_fetches(
+        &self,
+        source: &str,
+        requests: Vec<(String, String)>,
+    ) -> Result<usize, StoreError>;
+
+    /// Claims due fetches of `source` under a lease (expired leases are due again).
+    async fn claim_fetches(
+        &self,
+        source: &str,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedFetch>, StoreError>;
+
+    /// A fetch succeeded: stores its lead and marks the fetch done, in one transaction.
+    async fn complete_fetch(&self, fetch_id: i64, lead: NewLead) -> Result<Ingested, StoreError>;
+
+    /// A fetch failed: retry later or give up (the same settlements as deliveries).
+    async fn settle_fetches(&self, settlements: Vec<Settlement>) -> Result<(), StoreError>;
+
+    /// One polled page: its leads and the cursor after them, in one transaction, so a crash
+    /// between fetch and commit re-polls from the old cursor and loses nothing.
+    async fn ingest_page(
+        &self,
+        leads: Vec<NewLead>,
+        cursor_name: &str,
+        cursor: &str,
+    ) -> Result<Vec<Ingested>, StoreError>;
+
     /// Remembers the id a destination gave the person of `delivery_id`, at once (mid-batch).
     async fn record_remote_id(&self, delivery_id: i64, remote_id: &str) -> Result<(), StoreError>;
 

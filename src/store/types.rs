@@ -124,3 +124,14 @@ pub struct DeadLetter {
     pub created_at_ms: i64,
     pub dead_at_ms: i64,
 }
+
+/// A lead announced by id only, held under lease by a fetch worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedFetch {
+    pub id: i64,
+    pub source: String,
+    pub event_id: String,
+    pub request_json: String,
+    pub attempts: u32,
+    pub created_at_ms: i64,
+}

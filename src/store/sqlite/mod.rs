@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{
-    Claimed, DeadLetter, DestinationStatus, Ingested, NewDelivery, NewLead, Settlement, Store,
-    StoreError, StoredLead,
+    Claimed, ClaimedFetch, DeadLetter, DestinationStatus, Ingested, NewDelivery, NewLead,
+    Settlement, Store, StoreError, StoredLead,
 };
 
 pub use schema::CURRENT_VERSION;
@@ -301,6 +301,60 @@ impl Store for SqliteStore {
 
     async fn paused(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.read(queries::paused).await
+    }
+
+    async fn enqueue_fetches(
+        &self,
+        source: &str,
+        requests: Vec<(String, String)>,
+    ) -> Result<usize, StoreError> {
+        let source = source.to_owned();
+        self.write(true, move |c| {
+            queries::enqueue_fetches(c, &source, &requests, now_ms())
+        })
+        .await
+    }
+
+    async fn claim_fetches(
+        &self,
+        source: &str,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedFetch>, StoreError> {
+        let (source, owner) = (source.to_owned(), owner.to_owned());
+        let lease_ms = lease.as_millis() as i64;
+        self.write(false, move |c| {
+            queries::claim_fetches(c, &source, &owner, limit, lease_ms, now_ms())
+        })
+        .await
+    }
+
+    async fn complete_fetch(&self, fetch_id: i64, lead: NewLead) -> Result<Ingested, StoreError> {
+        self.write(false, move |c| {
+            queries::complete_fetch(c, fetch_id, &lead, now_ms())
+        })
+        .await
+    }
+
+    async fn settle_fetches(&self, settlements: Vec<Settlement>) -> Result<(), StoreError> {
+        self.write(false, move |c| {
+            queries::settle_fetches(c, &settlements, now_ms())
+        })
+        .await
+    }
+
+    async fn ingest_page(
+        &self,
+        leads: Vec<NewLead>,
+        cursor_name: &str,
+        cursor: &str,
+    ) -> Result<Vec<Ingested>, StoreError> {
+        let (name, value) = (cursor_name.to_owned(), cursor.to_owned());
+        self.write(false, move |c| {
+            queries::ingest_page(c, &leads, &name, &value, now_ms())
+        })
+        .await
     }
 
     async fn record_remote_id(&self, delivery_id: i64, remote_id: &str) -> Result<(), StoreError> {

@@ -5,8 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
-    Claimed, DeadLetter, DestinationStatus, Ingested, NewDelivery, NewLead, PersonKey, Settlement,
-    StoreError, StoredLead,
+    Claimed, ClaimedFetch, DeadLetter, DestinationStatus, Ingested, NewDelivery, NewLead,
+    PersonKey, Settlement, StoreError, StoredLead,
 };
 
 pub(super) fn ingest(conn: &Connection, lead: &NewLead, now: i64) -> Result<Ingested, StoreError> {
@@ -471,4 +471,122 @@ pub(super) fn save_token(
         params![connector, token_json, now],
     )?;
     Ok(())
+}
+
+pub(super) fn enqueue_fetches(
+    conn: &Connection,
+    source: &str,
+    requests: &[(String, String)],
+    now: i64,
+) -> Result<usize, StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO fetches (source, event_id, request_json, state, created_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?4) ON CONFLICT (source, event_id) DO NOTHING",
+    )?;
+    let mut n = 0;
+    for (event_id, json) in requests {
+        n += insert.execute(params![source, event_id, json, now])?;
+    }
+    Ok(n)
+}
+
+pub(super) fn claim_fetches(
+    conn: &Connection,
+    source: &str,
+    owner: &str,
+    limit: usize,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Vec<ClaimedFetch>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE fetches SET state = 'inflight', lease_owner = ?2, next_attempt_at = ?3, attempts = attempts + 1
+          WHERE id IN (SELECT id FROM fetches
+                        WHERE source = ?1 AND state IN ('pending', 'inflight') AND next_attempt_at <= ?4
+                        ORDER BY next_attempt_at, id LIMIT ?5)
+        RETURNING id, source, event_id, request_json, attempts, created_at",
+    )?;
+    let mut rows = stmt
+        .query_map(
+            params![source, owner, now + lease_ms, now, limit as i64],
+            |r| {
+                Ok(ClaimedFetch {
+                    id: r.get(0)?,
+                    source: r.get(1)?,
+                    event_id: r.get(2)?,
+                    request_json: r.get(3)?,
+                    attempts: r.get(4)?,
+                    created_at_ms: r.get(5)?,
+                })
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.sort_by_key(|f| f.id);
+    Ok(rows)
+}
+
+pub(super) fn complete_fetch(
+    conn: &Connection,
+    fetch_id: i64,
+    lead: &NewLead,
+    now: i64,
+) -> Result<Ingested, StoreError> {
+    let ingested = ingest(conn, lead, now)?;
+    conn.prepare_cached(
+        "UPDATE fetches SET state = 'done', lead_id = ?2, finished_at = ?3, lease_owner = NULL, last_error = NULL
+          WHERE id = ?1",
+    )?
+    .execute(params![fetch_id, ingested.lead_id, now])?;
+    Ok(ingested)
+}
+
+pub(super) fn settle_fetches(
+    conn: &Connection,
+    settlements: &[Settlement],
+    now: i64,
+) -> Result<(), StoreError> {
+    for s in settlements {
+        match s {
+            Settlement::Retry {
+                id,
+                at_ms,
+                error,
+                refund,
+            } => {
+                conn.prepare_cached(
+                    "UPDATE fetches SET state = 'pending', next_attempt_at = ?2, last_error = ?3,
+                            attempts = max(0, attempts - ?4), lease_owner = NULL
+                      WHERE id = ?1 AND state IN ('pending', 'inflight')",
+                )?
+                .execute(params![id, at_ms, error, *refund as i64])?;
+            }
+            Settlement::Dead { id, error } => {
+                conn.prepare_cached(
+                    "UPDATE fetches SET state = 'dead', last_error = ?2, finished_at = ?3, lease_owner = NULL
+                      WHERE id = ?1 AND state IN ('pending', 'inflight')",
+                )?
+                .execute(params![id, error, now])?;
+            }
+            Settlement::Done { .. } => {
+                return Err(StoreError::Corrupt(
+                    "a fetch is completed with its lead, not settled as done".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn ingest_page(
+    conn: &Connection,
+    leads: &[NewLead],
+    cursor_name: &str,
+    cursor: &str,
+    now: i64,
+) -> Result<Vec<Ingested>, StoreError> {
+    let mut out = Vec::with_capacity(leads.len());
+    for lead in leads {
+        out.push(ingest(conn, lead, now)?);
+    }
+    set_cursor(conn, cursor_name, cursor, now)?;
+    Ok(out)
 }

@@ -82,6 +82,32 @@ const MIGRATIONS: &[&str] = &[
         updated_at  INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 3: leads announced by id only (Meta) waiting to be fetched; identity merges.
+    r#"
+    CREATE TABLE fetches (
+        id              INTEGER PRIMARY KEY,
+        source          TEXT NOT NULL,
+        event_id        TEXT NOT NULL,
+        request_json    TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'inflight', 'done', 'dead')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        lease_owner     TEXT,
+        last_error      TEXT,
+        lead_id         TEXT,
+        finished_at     INTEGER,
+        UNIQUE (source, event_id)
+    );
+    CREATE INDEX fetches_due ON fetches(source, next_attempt_at, id) WHERE state IN ('pending', 'inflight');
+    CREATE TABLE person_merges (
+        id          INTEGER PRIMARY KEY,
+        kept        INTEGER NOT NULL,
+        merged      INTEGER NOT NULL,
+        reason      TEXT NOT NULL,
+        merged_at   INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -120,7 +146,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 8);
+        assert_eq!(tables, 10);
         conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
             .unwrap();
         assert!(matches!(migrate(&mut conn), Err(StoreError::Corrupt(_))));

@@ -408,3 +408,103 @@ async fn tokens_persist_and_remote_ids_recorded_mid_batch_come_back_on_the_next_
         ("A2", Some("P-77"))
     );
 }
+
+#[tokio::test]
+async fn fetches_are_queued_once_claimed_under_lease_and_completed_with_their_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let req = |id: &str| (id.to_string(), format!(r#"{{"event_id":"{id}"}}"#));
+    assert_eq!(
+        s.enqueue_fetches("fb", vec![req("L1"), req("L2")])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.enqueue_fetches("fb", vec![req("L1")]).await.unwrap(),
+        0,
+        "Meta retries: queued once"
+    );
+    let claimed = s.claim_fetches("fb", "w", 10, LEASE).await.unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|f| f.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["L1", "L2"]
+    );
+    assert!(
+        s.claim_fetches("fb", "w2", 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    let mut lead = lead("F1", "f@x.co", &["crm"]);
+    lead.source = "fb".into();
+    lead.idempotency_key = Some("L1".into());
+    let ingested = s.complete_fetch(claimed[0].id, lead).await.unwrap();
+    assert!(!ingested.duplicate);
+    s.settle_fetches(vec![Settlement::Retry {
+        id: claimed[1].id,
+        at_ms: 0,
+        error: "503".into(),
+        refund: false,
+    }])
+    .await
+    .unwrap();
+    let again = s.claim_fetches("fb", "w", 10, LEASE).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 2));
+    s.settle_fetches(vec![Settlement::Dead {
+        id: again[0].id,
+        error: "unknown lead".into(),
+    }])
+    .await
+    .unwrap();
+    assert!(
+        s.claim_fetches("fb", "w", 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.settle_fetches(vec![Settlement::Done {
+            id: 1,
+            remote_id: None
+        }])
+        .await
+        .is_err()
+    );
+    assert_eq!(
+        s.status().await.unwrap()[0].pending,
+        1,
+        "the fetched lead was enqueued for the CRM"
+    );
+}
+
+#[tokio::test]
+async fn a_polled_page_and_its_cursor_commit_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let mut a = lead("P1", "a@x.co", &["crm"]);
+    a.idempotency_key = Some("member-1".into());
+    let mut b = lead("P2", "b@x.co", &["crm"]);
+    b.idempotency_key = Some("member-2".into());
+    let out = s
+        .ingest_page(vec![a.clone(), b], "mailchimp", "2026-11-24T10:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(out.iter().filter(|i| !i.duplicate).count(), 2);
+    assert_eq!(
+        s.cursor("mailchimp").await.unwrap().as_deref(),
+        Some("2026-11-24T10:00:00Z")
+    );
+    // The overlap window brings member-1 again: a duplicate, nothing new stored.
+    a.id = "P3".into();
+    let out = s
+        .ingest_page(vec![a], "mailchimp", "2026-11-24T10:05:00Z")
+        .await
+        .unwrap();
+    assert_eq!((out[0].duplicate, out[0].lead_id.as_str()), (true, "P1"));
+    assert_eq!(s.leads_since(vec!["web".into()], 0).await.unwrap().len(), 2);
+}
