@@ -308,7 +308,7 @@ async fn the_corpus_never_gets_a_5xx_and_nothing_refused_is_stored() {
     );
 
     let h = Harness::start().await;
-    let mut requests: Vec<Request> = m.case.iter().map(|c| corpus_request(c)).collect();
+    let mut requests: Vec<Request> = m.case.iter().map(corpus_request).collect();
     requests.extend(generated_requests());
 
     let mut accepted: BTreeMap<String, Option<String>> = BTreeMap::new();

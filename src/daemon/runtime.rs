@@ -7,7 +7,8 @@ use std::{collections::BTreeMap, sync::Arc};
 use anyhow::Context;
 use serde_json::json;
 use tandem_connectors::{
-    ConnectorContext, Lead, LeadSink, OnConflict, RateLimit, RecordFields, webhook::WebhookConfig,
+    ConnectorContext, Lead, LeadSink, OnConflict, RateLimit, RecordFields,
+    source::{LeadFetcher, PolledSource, WebhookPreset},
 };
 
 use crate::{
@@ -16,12 +17,23 @@ use crate::{
     store::{LeadDelivery, Store, StoreConnectorState},
 };
 
-/// A connector that takes form posts on `/hooks/NAME`.
+/// A connector leads come from: pushed webhooks (with a preset, and for Meta a fetcher) or a
+/// polled platform.
 pub struct Source {
-    pub webhook: WebhookConfig,
+    /// The webhook's own field templates (empty for polled sources).
     pub templates: FieldTemplates,
+    /// Region for phone numbers without a country code.
+    pub default_region: Option<String>,
+    /// Platform test leads reach a CRM only when this is true.
+    pub deliver_test_leads: bool,
     /// Flows that start at this source.
     pub flows: Vec<Arc<Flow>>,
+    /// Verifies and parses `POST /hooks/NAME` (webhook sources).
+    pub preset: Option<Box<dyn WebhookPreset>>,
+    /// Fetches leads announced by id only (Meta).
+    pub fetcher: Option<Arc<dyn LeadFetcher>>,
+    /// Polled platforms.
+    pub poller: Option<Arc<dyn PolledSource>>,
 }
 
 /// A compiled `[flows.NAME]`.
@@ -71,13 +83,32 @@ impl Runtime {
         let mut sources = BTreeMap::new();
         let mut sinks = BTreeMap::new();
         for (name, kind) in &config.connectors {
-            if let Some(webhook) = kind.webhook() {
-                let templates = FieldTemplates::compile(&webhook.fields).map_err(|errs| {
-                    anyhow::anyhow!(
-                        "connector {name}: templates do not compile: {}",
-                        describe(&errs)
-                    )
-                })?;
+            if kind.is_source() {
+                let ctx = || ConnectorContext {
+                    name: name.clone(),
+                    state: Arc::new(StoreConnectorState {
+                        store: store.clone(),
+                        connector: name.clone(),
+                    }),
+                };
+                let (templates, default_region, deliver_test_leads) = match kind.webhook() {
+                    Some(w) => (
+                        FieldTemplates::compile(&w.fields).map_err(|errs| {
+                            anyhow::anyhow!(
+                                "connector {name}: templates do not compile: {}",
+                                describe(&errs)
+                            )
+                        })?,
+                        w.default_region.clone(),
+                        w.deliver_test_leads,
+                    ),
+                    None => (
+                        FieldTemplates::compile(&BTreeMap::new())
+                            .map_err(|_| anyhow::anyhow!("templates"))?,
+                        None,
+                        false,
+                    ),
+                };
                 let flows = flows
                     .values()
                     .filter(|f| f.from.iter().any(|s| s == name))
@@ -86,9 +117,17 @@ impl Runtime {
                 sources.insert(
                     name.clone(),
                     Source {
-                        webhook: webhook.clone(),
                         templates,
+                        default_region,
+                        deliver_test_leads,
                         flows,
+                        preset: kind.webhook_preset(),
+                        fetcher: kind
+                            .lead_fetcher(ctx())
+                            .with_context(|| format!("connector {name}"))?,
+                        poller: kind
+                            .polled_source(ctx())
+                            .with_context(|| format!("connector {name}"))?,
                     },
                 );
             }
@@ -124,6 +163,10 @@ impl Runtime {
         lead_id: &str,
         lead: &Lead,
     ) -> Result<Vec<LeadDelivery>, RenderError> {
+        if lead.is_test && !source.deliver_test_leads {
+            // Stored and visible, never sent to a CRM unless the source says so.
+            return Ok(Vec::new());
+        }
         let ctx = json!({ "lead": lead, "lead_id": lead_id });
         source
             .flows

@@ -12,15 +12,17 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use secrecy::ExposeSecret;
-use serde_json::json;
-use tandem_connectors::webhook::{self, SIGNATURE_HEADER};
+use std::collections::BTreeMap;
 
-use super::{AppState, lead::build_lead, reply};
-use crate::{
-    identity,
-    store::{NewLead, StoreError, sqlite::now_ms},
+use serde_json::json;
+use tandem_connectors::source::{PresetError, PresetOutput, PresetRequest};
+
+use super::{
+    AppState,
+    admit::{Raw, admit},
+    reply,
 };
+use crate::store::{StoreError, sqlite::now_ms};
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -28,11 +30,12 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub async fn receive(
     State(state): State<AppState>,
     Path(connector): Path<String>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let response = match accept(&state, &connector, &headers, body).await {
+    let response = match accept(&state, &connector, &uri, &headers, body).await {
         Ok(r) => r,
         Err((reason, r)) => {
             metrics::counter!("tandem_leads_rejected_total", "connector" => label(&state, &connector), "reason" => reason)
@@ -58,11 +61,12 @@ type Rejection = (&'static str, Response);
 async fn accept(
     state: &AppState,
     connector: &str,
+    uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Rejection> {
     let rt = state.runtime();
-    let Some(source) = rt.sources.get(connector) else {
+    let Some(source) = rt.sources.get(connector).filter(|s| s.preset.is_some()) else {
         return Err((
             "unknown_connector",
             reply::error(
@@ -109,38 +113,32 @@ async fn accept(
             ));
         }
     };
-    if let Some(secret) = &source.webhook.secret {
-        let given = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-        if let Err(e) =
-            webhook::verify_hex_signature(secret.expose_secret().as_bytes(), &bytes, given)
-        {
-            return Err((
-                "bad_signature",
-                reply::error(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()),
-            ));
-        }
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let submission = webhook::parse_body(content_type, &bytes).map_err(|e| {
-        if e.is_media_type() {
-            (
-                "unsupported_media_type",
-                reply::error(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    e.to_string(),
-                ),
-            )
-        } else {
-            (
-                "malformed",
-                reply::error(StatusCode::BAD_REQUEST, "malformed_body", e.to_string()),
-            )
-        }
-    })?;
-    let idempotency_key = match headers.get(IDEMPOTENCY_HEADER) {
+    let headers_map: BTreeMap<String, String> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let host = headers_map
+        .get("host")
+        .map(String::as_str)
+        .unwrap_or("localhost");
+    let url = format!(
+        "http://{host}{}",
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let received_at_ms = now_ms();
+    let req = PresetRequest {
+        method: "POST",
+        url: &url,
+        headers: &headers_map,
+        body: &bytes,
+        now_ms: received_at_ms,
+    };
+    let Some(preset) = &source.preset else {
+        unreachable!("sources without a preset were answered 404 above");
+    };
+    preset.verify(&req).map_err(preset_rejection)?;
+    let output = preset.parse(&req).map_err(preset_rejection)?;
+    let sender_key = match headers.get(IDEMPOTENCY_HEADER) {
         None => None,
         Some(v) => match v.to_str() {
             Ok(k) if !k.trim().is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => {
@@ -157,81 +155,124 @@ async fn accept(
             }
         },
     };
-
-    let received_at_ms = now_ms();
-    let captured_at = jiff::Timestamp::from_millisecond(received_at_ms)
-        .map(|t| t.to_string())
-        .unwrap_or_default();
-    let lead = build_lead(
-        connector,
-        &source.templates,
-        source.webhook.default_region.as_deref(),
-        submission,
-        captured_at,
-    )
-    .map_err(|e| ("invalid_field", reply::field_error(&e.field, e.reason)))?;
-    let lead_id = uuid::Uuid::now_v7().to_string();
-    let deliveries = rt.deliveries_for(source, &lead_id, &lead).map_err(|e| {
-        (
-            "invalid_field",
-            reply::field_error(
-                &e.field,
-                format!("a flow's field mapping failed: {}", e.message),
-            ),
-        )
-    })?;
-    let person = identity::person_key(lead.email.as_deref(), lead.phone.as_deref(), None)
-        .ok_or_else(|| {
-            (
-                "invalid_field",
-                reply::field_error("email", "a lead needs an email address or a phone number"),
-            )
-        })?;
-    let destinations: Vec<String> = deliveries.iter().map(|d| d.destination.clone()).collect();
-    let new = NewLead {
-        id: lead_id,
-        source: connector.to_owned(),
-        received_at_ms,
-        lead_json: serde_json::to_string(&lead).unwrap_or_default(),
-        raw_body: bytes.to_vec(),
-        content_type: content_type.map(str::to_owned),
-        person,
-        idempotency_key,
-        deliveries,
-    };
-    match state.0.store.ingest(new).await {
-        Ok(ingested) => {
-            if !ingested.duplicate {
-                for d in &destinations {
-                    state.0.wakers.wake(d);
-                }
-            }
-            let outcome = if ingested.duplicate {
-                "duplicate"
-            } else {
-                "stored"
-            };
-            metrics::counter!("tandem_leads_received_total", "connector" => connector.to_owned(), "outcome" => outcome)
-                .increment(1);
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"lead_id": ingested.lead_id, "duplicate": ingested.duplicate})),
-            )
-                .into_response())
+    let content_type = headers_map.get("content-type").cloned();
+    let leads = match output {
+        PresetOutput::Nothing => {
+            return Ok((StatusCode::OK, Json(json!({"ignored": true}))).into_response());
         }
-        Err(StoreError::Busy) => Err((
+        PresetOutput::Fetch(requests) => {
+            // Only ids: store them durably, answer now, fetch as engine work with retries.
+            let queued: Vec<(String, String)> = requests
+                .iter()
+                .map(|r| {
+                    (
+                        r.event_id.clone(),
+                        serde_json::to_string(r).unwrap_or_default(),
+                    )
+                })
+                .collect();
+            return match state.0.store.enqueue_fetches(connector, queued).await {
+                Ok(n) => {
+                    state.0.wakers.wake(&fetch_waker(connector));
+                    Ok((
+                        StatusCode::OK,
+                        Json(json!({"queued": n, "announced": requests.len()})),
+                    )
+                        .into_response())
+                }
+                Err(e) => Err(store_rejection(connector, e)),
+            };
+        }
+        PresetOutput::Leads(leads) => leads,
+    };
+    let single = leads.len() == 1;
+    let mut answers = Vec::with_capacity(leads.len());
+    for lead in leads {
+        let raw = Raw {
+            body: bytes.to_vec(),
+            content_type: content_type.clone(),
+        };
+        // One sender key can only name one lead.
+        let key = if single { sender_key.clone() } else { None };
+        let new = admit(&rt, connector, source, lead, Some(raw), key, received_at_ms)
+            .map_err(|e| ("invalid_field", reply::field_error(&e.field, e.reason)))?;
+        let destinations: Vec<String> = new
+            .deliveries
+            .iter()
+            .map(|d| d.destination.clone())
+            .collect();
+        let ingested = state
+            .0
+            .store
+            .ingest(new)
+            .await
+            .map_err(|e| store_rejection(connector, e))?;
+        if !ingested.duplicate {
+            for d in &destinations {
+                state.0.wakers.wake(d);
+            }
+        }
+        let outcome = if ingested.duplicate {
+            "duplicate"
+        } else {
+            "stored"
+        };
+        metrics::counter!("tandem_leads_received_total", "connector" => connector.to_owned(), "outcome" => outcome)
+            .increment(1);
+        answers.push(json!({"lead_id": ingested.lead_id, "duplicate": ingested.duplicate}));
+    }
+    let body = match answers.as_slice() {
+        [one] => one.clone(),
+        many => json!({ "leads": many }),
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The waker name of a source's fetch workers.
+pub fn fetch_waker(connector: &str) -> String {
+    format!("fetch:{connector}")
+}
+
+fn preset_rejection(e: PresetError) -> Rejection {
+    match e {
+        PresetError::Unauthorized(m) => (
+            "bad_signature",
+            reply::error(StatusCode::UNAUTHORIZED, "bad_signature", m),
+        ),
+        // The body as a whole (not JSON, not an object…) or one named field.
+        PresetError::Malformed { field, reason } if field == "body" => (
+            "malformed",
+            reply::error(StatusCode::BAD_REQUEST, "malformed_body", reason),
+        ),
+        PresetError::Malformed { field, reason } => {
+            ("malformed", reply::field_error(&field, reason))
+        }
+        PresetError::UnsupportedMediaType(m) => (
+            "unsupported_media_type",
+            reply::error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                m,
+            ),
+        ),
+    }
+}
+
+fn store_rejection(connector: &str, e: StoreError) -> Rejection {
+    match e {
+        StoreError::Busy => (
             "overloaded",
             reply::unavailable(
                 "too many submissions are waiting to be stored; retry shortly",
                 1,
             ),
-        )),
-        Err(e) => {
+        ),
+        e => {
             tracing::error!(connector, error = %e, "could not store a lead; answering 503");
-            Err((
+            (
                 "store_unavailable",
                 reply::unavailable("the lead could not be stored durably; retry shortly", 5),
-            ))
+            )
         }
     }
 }

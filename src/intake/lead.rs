@@ -148,6 +148,7 @@ pub fn build_lead(
         captured_at,
     };
     fill_from_landing_url(&mut touchpoint);
+    touchpoint.fbc = fbc(&touchpoint);
     Ok(Lead {
         email,
         phone,
@@ -161,6 +162,17 @@ pub fn build_lead(
         touchpoint,
         is_test: false,
     })
+}
+
+/// Meta's click id as the Conversions API wants it: `fb.1.<capture time in ms>.<fbclid>`.
+fn fbc(tp: &Touchpoint) -> Option<String> {
+    let fbclid = tp.fbclid.as_deref()?;
+    let ms = tp
+        .captured_at
+        .parse::<jiff::Timestamp>()
+        .ok()?
+        .as_millisecond();
+    Some(format!("fb.1.{ms}.{fbclid}"))
 }
 
 /// utm_* and click ids the form did not send, taken from the landing page's query string.
@@ -226,6 +238,19 @@ mod tests {
         assert_eq!(lead.custom["seats"], json!(12));
         assert_eq!(lead.touchpoint.utm_source.as_deref(), Some("google"));
         assert_eq!(lead.touchpoint.gclid.as_deref(), Some("abc"));
+        assert_eq!(lead.touchpoint.fbc, None, "no fbclid, no fbc");
+        let fb = build_lead(
+            "web",
+            &no_templates(),
+            None,
+            submission(json!({"email": "a@b.co", "landing_url": "https://x.co/?fbclid=IwAR2x"})),
+            "2026-11-24T00:00:00Z".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            fb.touchpoint.fbc.as_deref(),
+            Some("fb.1.1795478400000.IwAR2x")
+        );
         assert_eq!(lead.touchpoint.source, "web");
     }
 

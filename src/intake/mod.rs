@@ -8,6 +8,7 @@
 //! - [`serve`]: the accept loop, with header timeout, connection cap and graceful shutdown.
 
 mod admin;
+pub mod admit;
 mod hooks;
 pub mod lead;
 mod ops;
