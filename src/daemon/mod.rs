@@ -96,12 +96,18 @@ impl Daemon {
             wakers.clone(),
             telemetry::metrics(),
         );
-        let engine = Engine::start(
-            dyn_store,
+        let mut engine = Engine::start(
+            dyn_store.clone(),
             runtime.sinks.clone(),
             engine_options(&delivery),
             &wakers,
             CancellationToken::new(),
+        );
+        engine.start_sources(
+            dyn_store,
+            runtime.clone(),
+            engine_options(&delivery),
+            wakers.clone(),
         );
         let server_stop = CancellationToken::new();
         let app = intake::router(state.clone());
@@ -147,12 +153,18 @@ impl Daemon {
         for (connector, _) in self.store.paused().await? {
             self.store.set_paused(&connector, None).await?;
         }
-        let engine = Engine::start(
+        let mut engine = Engine::start(
             self.store.clone(),
             runtime.sinks.clone(),
             engine_options(&delivery),
             &self.wakers,
             CancellationToken::new(),
+        );
+        engine.start_sources(
+            self.store.clone(),
+            runtime.clone(),
+            engine_options(&delivery),
+            self.wakers.clone(),
         );
         *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine);
         Ok(())

@@ -8,6 +8,7 @@
 
 pub mod limits;
 pub mod retry;
+mod sources;
 mod worker;
 
 use std::{
@@ -152,6 +153,41 @@ impl Engine {
             destinations,
             tasks,
             cancel,
+        }
+    }
+
+    /// Starts the marketing side's work: a fetch worker for every source whose notifications
+    /// carry only ids, and a poll loop for every polled source. Stopped with the engine.
+    pub fn start_sources(
+        &mut self,
+        store: Arc<dyn Store>,
+        runtime: Arc<crate::daemon::runtime::Runtime>,
+        options: EngineOptions,
+        wakers: Arc<Wakers>,
+    ) {
+        for (name, source) in &runtime.sources {
+            if let Some(fetcher) = &source.fetcher {
+                self.tasks.spawn(sources::fetch_worker(
+                    name.clone(),
+                    fetcher.clone(),
+                    runtime.clone(),
+                    store.clone(),
+                    wakers.clone(),
+                    options.clone(),
+                    self.cancel.clone(),
+                ));
+            }
+            if let Some(poller) = &source.poller {
+                self.tasks.spawn(sources::poll_loop(
+                    name.clone(),
+                    poller.clone(),
+                    runtime.clone(),
+                    store.clone(),
+                    wakers.clone(),
+                    options.clone(),
+                    self.cancel.clone(),
+                ));
+            }
         }
     }
 

@@ -10,6 +10,7 @@
 mod admin;
 pub mod admit;
 mod hooks;
+pub use hooks::fetch_waker;
 pub mod lead;
 mod ops;
 mod reply;

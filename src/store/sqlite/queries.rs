@@ -65,46 +65,89 @@ pub(super) fn ingest(conn: &Connection, lead: &NewLead, now: i64) -> Result<Inge
     })
 }
 
-/// Finds the person by their strongest identifier (email, else phone, else the source's id), or
-/// creates them. A phone seen with an email is remembered when no other person owns it; joining
-/// two existing people is identity resolution's job, not this statement's.
+/// Finds or creates the person a lead belongs to: by normalised email, else E.164 phone, else
+/// the source's own id. A lead whose email belongs to one person and whose phone belongs to a
+/// person known by that phone alone proves they are one human: the phone's person is merged into
+/// the email's (leads, queued deliveries and remote ids move over; the merge is recorded in
+/// `person_merges`). A phone-only person who now comes with an email gains the email. A phone
+/// shared by people with different emails links nobody.
 fn resolve_person(conn: &Connection, key: &PersonKey, now: i64) -> Result<i64, StoreError> {
-    let (column, value) = match (&key.email, &key.phone, &key.source_key) {
-        (Some(e), _, _) => ("email", e),
-        (None, Some(p), _) => ("phone", p),
-        (None, None, Some(s)) => ("source_key", s),
-        (None, None, None) => {
-            return Err(StoreError::Corrupt(
-                "a lead needs an email, a phone or a source id".into(),
-            ));
-        }
+    let find = |column: &str, value: &str| -> Result<Option<i64>, StoreError> {
+        Ok(conn
+            .query_row(
+                &format!("SELECT id FROM people WHERE {column} = ?1"),
+                [value],
+                |r| r.get(0),
+            )
+            .optional()?)
     };
-    let found: Option<i64> = conn
-        .query_row(
-            &format!("SELECT id FROM people WHERE {column} = ?1"),
-            [value],
+    let by_email = key
+        .email
+        .as_deref()
+        .map(|e| find("email", e))
+        .transpose()?
+        .flatten();
+    let by_phone = key
+        .phone
+        .as_deref()
+        .map(|p| find("phone", p))
+        .transpose()?
+        .flatten();
+    // A phone links or merges only a person known by that phone alone: two different emails
+    // behind one phone (a reception desk, a shared mobile) stay two people.
+    let phone_only = |id: i64| -> Result<bool, StoreError> {
+        Ok(conn.query_row(
+            "SELECT email IS NULL FROM people WHERE id = ?1",
+            [id],
             |r| r.get(0),
-        )
-        .optional()?;
-    let id = match found {
-        Some(id) => {
+        )?)
+    };
+    let insert = |email: Option<&str>,
+                  phone: Option<&str>,
+                  source_key: Option<&str>|
+     -> Result<i64, StoreError> {
+        conn.execute(
+            "INSERT INTO people (email, phone, source_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![email, phone, source_key, now],
+        )?;
+        Ok(conn.last_insert_rowid())
+    };
+    let id = match (by_email, by_phone) {
+        (Some(kept), Some(merged)) if kept != merged && phone_only(merged)? => {
+            merge_people(conn, kept, merged, now)?;
+            kept
+        }
+        (Some(id), _) => id,
+        (None, Some(id)) if key.email.is_none() => id,
+        (None, Some(id)) if phone_only(id)? => {
             conn.execute(
-                "UPDATE people SET updated_at = ?2 WHERE id = ?1",
-                params![id, now],
+                "UPDATE people SET email = ?2 WHERE id = ?1",
+                params![id, key.email],
             )?;
             id
         }
-        None => {
-            conn.execute(
-                &format!(
-                    "INSERT INTO people ({column}, created_at, updated_at) VALUES (?1, ?2, ?2)"
-                ),
-                params![value, now],
-            )?;
-            conn.last_insert_rowid()
+        // The phone belongs to someone with another email: a new person, without the phone.
+        (None, Some(_)) => return insert(key.email.as_deref(), None, None),
+        (None, None) => {
+            if key.email.is_some() || key.phone.is_some() {
+                return insert(key.email.as_deref(), key.phone.as_deref(), None);
+            }
+            let Some(source_key) = key.source_key.as_deref() else {
+                return Err(StoreError::Corrupt(
+                    "a lead needs an email, a phone or a source id".into(),
+                ));
+            };
+            match find("source_key", source_key)? {
+                Some(found) => found,
+                None => return insert(None, None, Some(source_key)),
+            }
         }
     };
-    if let (Some(_), Some(phone)) = (&key.email, &key.phone) {
+    conn.execute(
+        "UPDATE people SET updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    if let Some(phone) = &key.phone {
         conn.execute(
             "UPDATE people SET phone = ?2 WHERE id = ?1 AND phone IS NULL
                AND NOT EXISTS (SELECT 1 FROM people WHERE phone = ?2)",
@@ -112,6 +155,56 @@ fn resolve_person(conn: &Connection, key: &PersonKey, now: i64) -> Result<i64, S
         )?;
     }
     Ok(id)
+}
+
+/// Moves everything of `merged` onto `kept` and records it. A CRM id `merged` had for a connector
+/// where `kept` has none moves over; where both have one, the CRM holds two records of this human
+/// (merging them there is the CRM's business): `kept`'s stays and the other is kept in the record.
+fn merge_people(conn: &Connection, kept: i64, merged: i64, now: i64) -> Result<(), StoreError> {
+    let clashing: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT m.connector, m.remote_id FROM person_remote_ids m
+               JOIN person_remote_ids k ON k.connector = m.connector AND k.person_id = ?1
+              WHERE m.person_id = ?2",
+        )?
+        .query_map(params![kept, merged], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    conn.execute(
+        "UPDATE leads SET person_id = ?1 WHERE person_id = ?2",
+        params![kept, merged],
+    )?;
+    conn.execute(
+        "UPDATE outbox SET person_id = ?1 WHERE person_id = ?2",
+        params![kept, merged],
+    )?;
+    conn.execute(
+        "UPDATE OR IGNORE person_remote_ids SET person_id = ?1 WHERE person_id = ?2",
+        params![kept, merged],
+    )?;
+    conn.execute(
+        "DELETE FROM person_remote_ids WHERE person_id = ?1",
+        [merged],
+    )?;
+    let phone: Option<String> =
+        conn.query_row("SELECT phone FROM people WHERE id = ?1", [merged], |r| {
+            r.get(0)
+        })?;
+    conn.execute("DELETE FROM people WHERE id = ?1", [merged])?;
+    if let Some(phone) = phone {
+        conn.execute(
+            "UPDATE people SET phone = ?2 WHERE id = ?1 AND phone IS NULL",
+            params![kept, phone],
+        )?;
+    }
+    let reason = serde_json::json!({
+        "why": "a lead carried the email of one and the phone of the other",
+        "duplicate_remote_ids": clashing.into_iter().map(|(c, r)| serde_json::json!({"connector": c, "remote_id": r})).collect::<Vec<_>>(),
+    });
+    conn.execute(
+        "INSERT INTO person_merges (kept, merged, reason, merged_at) VALUES (?1, ?2, ?3, ?4)",
+        params![kept, merged, reason.to_string(), now],
+    )?;
+    Ok(())
 }
 
 /// One statement: lease each person's oldest unfinished delivery that is due (or whose lease ran
@@ -224,12 +317,19 @@ pub(super) fn release(
     refund: bool,
     now: i64,
 ) -> Result<usize, StoreError> {
-    Ok(conn.execute(
+    let deliveries = conn.execute(
         "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, lease_owner = NULL, lease_until = NULL,
                 attempts = max(0, attempts - ?3)
           WHERE state = 'inflight' AND (?1 IS NULL OR lease_owner = ?1)",
         params![owner, now, refund as i64],
-    )?)
+    )?;
+    let fetches = conn.execute(
+        "UPDATE fetches SET state = 'pending', next_attempt_at = ?2, lease_owner = NULL,
+                attempts = max(0, attempts - ?3)
+          WHERE state = 'inflight' AND (?1 IS NULL OR lease_owner = ?1)",
+        params![owner, now, refund as i64],
+    )?;
+    Ok(deliveries + fetches)
 }
 
 pub(super) fn enqueue(

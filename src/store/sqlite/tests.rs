@@ -440,6 +440,13 @@ async fn fetches_are_queued_once_claimed_under_lease_and_completed_with_their_le
             .is_empty(),
         "leased"
     );
+    assert_eq!(
+        s.release_all_leases().await.unwrap(),
+        2,
+        "a restart takes fetch leases back too"
+    );
+    let claimed = s.claim_fetches("fb", "w", 10, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 2);
     let mut lead = lead("F1", "f@x.co", &["crm"]);
     lead.source = "fb".into();
     lead.idempotency_key = Some("L1".into());
@@ -454,7 +461,7 @@ async fn fetches_are_queued_once_claimed_under_lease_and_completed_with_their_le
     .await
     .unwrap();
     let again = s.claim_fetches("fb", "w", 10, LEASE).await.unwrap();
-    assert_eq!((again.len(), again[0].attempts), (1, 2));
+    assert_eq!((again.len(), again[0].attempts), (1, 3));
     s.settle_fetches(vec![Settlement::Dead {
         id: again[0].id,
         error: "unknown lead".into(),
@@ -507,4 +514,106 @@ async fn a_polled_page_and_its_cursor_commit_together() {
         .unwrap();
     assert_eq!((out[0].duplicate, out[0].lead_id.as_str()), (true, "P1"));
     assert_eq!(s.leads_since(vec!["web".into()], 0).await.unwrap().len(), 2);
+}
+
+fn lead_with(id: &str, email: Option<&str>, phone: Option<&str>) -> NewLead {
+    let mut l = lead(id, email.unwrap_or("x@x.co"), &["crm"]);
+    l.person = PersonKey {
+        email: email.map(str::to_owned),
+        phone: phone.map(str::to_owned),
+        source_key: None,
+    };
+    l
+}
+
+#[tokio::test]
+async fn an_email_and_a_phone_of_two_people_merge_them_and_the_merge_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    s.ingest(lead_with("E1", Some("ann@x.co"), None))
+        .await
+        .unwrap();
+    s.ingest(lead_with("P1", None, Some("+14155552671")))
+        .await
+        .unwrap();
+    let people = |s: &SqliteStore| {
+        let conn = Connection::open(s.path()).unwrap();
+        conn.query_row("SELECT count(*) FROM people", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(people(&s), 2);
+    // Both get delivered: the CRM has two records for now.
+    let c = s.claim("crm", "w", 10, LEASE).await.unwrap();
+    s.settle(vec![
+        Settlement::Done {
+            id: c[0].id,
+            remote_id: Some("crm-ann".into()),
+        },
+        Settlement::Done {
+            id: c[1].id,
+            remote_id: Some("crm-phone".into()),
+        },
+    ])
+    .await
+    .unwrap();
+    // A lead with both proves they are one human.
+    s.ingest(lead_with("B1", Some("ann@x.co"), Some("+14155552671")))
+        .await
+        .unwrap();
+    assert_eq!(people(&s), 1);
+    let leads = s.leads_since(vec!["web".into()], 0).await.unwrap();
+    assert!(
+        leads.iter().all(|l| l.person_id == leads[0].person_id),
+        "every touchpoint on one person"
+    );
+    assert_eq!(
+        s.remote_id(leads[0].person_id, "crm")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("crm-ann")
+    );
+    let conn = Connection::open(s.path()).unwrap();
+    let reason: String = conn
+        .query_row("SELECT reason FROM person_merges", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        reason.contains("crm-phone"),
+        "the CRM's second record is noted: {reason}"
+    );
+    // A phone-only person later seen with an email gains the email, no new person.
+    s.ingest(lead_with("P2", None, Some("+14155550000")))
+        .await
+        .unwrap();
+    s.ingest(lead_with("P3", Some("bo@x.co"), Some("+14155550000")))
+        .await
+        .unwrap();
+    assert_eq!(people(&s), 2);
+}
+
+#[tokio::test]
+async fn a_phone_shared_by_two_emails_keeps_them_two_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    s.ingest(lead_with("A", Some("ann@x.co"), Some("+14155552671")))
+        .await
+        .unwrap();
+    s.ingest(lead_with("B", Some("bo@x.co"), Some("+14155552671")))
+        .await
+        .unwrap();
+    s.ingest(lead_with("C", Some("cy@x.co"), Some("+14155552671")))
+        .await
+        .unwrap();
+    let leads = s.leads_since(vec!["web".into()], 0).await.unwrap();
+    let persons: std::collections::BTreeSet<i64> = leads.iter().map(|l| l.person_id).collect();
+    assert_eq!(
+        persons.len(),
+        3,
+        "a reception desk's phone does not make three people one"
+    );
+    let conn = Connection::open(s.path()).unwrap();
+    let merges: i64 = conn
+        .query_row("SELECT count(*) FROM person_merges", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(merges, 0);
 }
