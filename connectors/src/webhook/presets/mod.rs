@@ -1,6 +1,7 @@
 //! One module per platform preset, each implementing [`WebhookPreset`]; this file maps the
 //! config's `preset` to its implementation and its required keys.
 
+mod common;
 mod generic;
 mod google_lead_form;
 mod hubspot_forms;
