@@ -323,16 +323,11 @@ async fn during_shutdown_intake_answers_503_while_in_flight_calls_finish() {
         })
         .unwrap();
     h.post_lead(json!({"email": "slow@example.com"})).await;
+    // Counted on arrival, before the sandbox's delay: the call is really in flight.
     common::wait_until(
         Duration::from_secs(5),
-        "the delivery to be in flight",
-        || async {
-            h.status()
-                .await
-                .first()
-                .is_some_and(|d| d.in_flight == 1)
-                .then_some(())
-        },
+        "the vendor call to be in flight",
+        || async { (h.sandbox.stats().requests >= 1).then_some(()) },
     )
     .await;
     let daemon = h.daemon.take().unwrap();

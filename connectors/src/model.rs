@@ -32,6 +32,8 @@ pub const CANONICAL_FIELDS: &[&str] = &[
     "campaign_id",
     "campaign_name",
     "ad_id",
+    "adset_id",
+    "page_id",
 ];
 
 /// One capture event: a person's fields plus the touchpoint that produced it. Immutable once stored.

@@ -110,13 +110,12 @@ pub trait SourceSandbox: Send + Sync {
 }
 
 /// Starts the sandbox of a polled source `kind`; `None` for kinds without one.
-#[allow(clippy::match_single_binding)] // until the first polled source's line is enabled
 pub async fn start_source(kind: &str) -> std::io::Result<Option<Box<dyn SourceSandbox>>> {
     Ok(match kind {
-        // "linkedin_lead_gen" => Some(crate::linkedin_lead_gen::sandbox::source::start().await?),
-        // "mailchimp" => Some(crate::mailchimp::sandbox::source::start().await?),
-        // "brevo" => Some(crate::brevo::sandbox::source::start().await?),
-        // "klaviyo" => Some(crate::klaviyo::sandbox::source::start().await?),
+        "linkedin_lead_gen" => Some(crate::linkedin_lead_gen::sandbox::source::start().await?),
+        "mailchimp" => Some(crate::mailchimp::sandbox::source::start().await?),
+        "brevo" => Some(crate::brevo::sandbox::source::start().await?),
+        "klaviyo" => Some(crate::klaviyo::sandbox::source::start().await?),
         _ => None,
     })
 }

@@ -15,7 +15,7 @@ use axum::{
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use tandem_connectors::source::{PresetError, PresetOutput, PresetRequest};
+use tandem_connectors::source::{Handshake, PresetError, PresetOutput, PresetRequest};
 
 use super::{
     AppState,
@@ -288,22 +288,35 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
-/// `GET /hooks/{connector}`: the verification handshake of platforms that have one. The generic
-/// preset has none.
-pub async fn handshake(State(state): State<AppState>, Path(connector): Path<String>) -> Response {
-    if !state.runtime().sources.contains_key(&connector) {
+/// `GET /hooks/{connector}`: the platform's verification handshake (Meta echoes `hub.challenge`
+/// when `hub.verify_token` matches); 405 for presets that have none.
+pub async fn handshake(
+    State(state): State<AppState>,
+    Path(connector): Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    let rt = state.runtime();
+    let Some(preset) = rt.sources.get(&connector).and_then(|s| s.preset.as_ref()) else {
         return reply::error(
             StatusCode::NOT_FOUND,
             "unknown_connector",
             "no webhook connector by that name",
         );
+    };
+    match preset.handshake(uri.query().unwrap_or("")) {
+        Some(Handshake::Accept(challenge)) => (StatusCode::OK, challenge).into_response(),
+        Some(Handshake::Refuse(reason)) => {
+            reply::error(StatusCode::FORBIDDEN, "handshake_refused", reason)
+        }
+        None => {
+            let mut r = reply::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "no_handshake",
+                "this connector's preset has no verification handshake; POST submissions here",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+            r
+        }
     }
-    let mut r = reply::error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "no_handshake",
-        "this connector's preset has no verification handshake; POST submissions here",
-    );
-    r.headers_mut()
-        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-    r
 }
