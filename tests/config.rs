@@ -81,6 +81,15 @@ fn reference_config_loads_with_its_secrets_provided() {
         "PIPEDRIVE_API_TOKEN",
         "ZOHO_CLIENT_SECRET",
         "ZOHO_REFRESH_TOKEN",
+        "TYPEFORM_SECRET",
+        "META_APP_SECRET",
+        "META_VERIFY_TOKEN",
+        "META_PAGE_TOKEN",
+        "GOOGLE_LEAD_FORM_KEY",
+        "MAILCHIMP_API_KEY",
+        "LINKEDIN_ACCESS_TOKEN",
+        "BREVO_API_KEY",
+        "KLAVIYO_API_KEY",
     ] {
         let reference = format!("${{env:{name}}}");
         assert!(
@@ -88,7 +97,13 @@ fn reference_config_loads_with_its_secrets_provided() {
             "reference config lost {reference}"
         );
         text = text.replace(&reference, &format!("${{file:{name}}}"));
-        write_secret(dir.path(), name, &format!("value-of-{name}"), 0o600);
+        // Shaped like the real thing where the connector checks the shape.
+        let value = match name {
+            "MAILCHIMP_API_KEY" => format!("value-of-{name}-us21"),
+            "KLAVIYO_API_KEY" => format!("pk_value-of-{name}"),
+            _ => format!("value-of-{name}"),
+        };
+        write_secret(dir.path(), name, &value, 0o600);
     }
     let path = write_config(dir.path(), &text);
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -123,7 +138,19 @@ fn reference_config_loads_with_its_secrets_provided() {
         Some("value-of-WEBSITE_WEBHOOK_SECRET".to_owned())
     );
     let flow = &config.flows["inbound"];
-    assert_eq!(flow.from, ["website"]);
+    assert_eq!(
+        flow.from,
+        [
+            "website",
+            "typeform",
+            "facebook",
+            "google_ads",
+            "mailchimp",
+            "linkedin",
+            "brevo",
+            "klaviyo"
+        ]
+    );
     for prop in [
         "email",
         "firstname",
@@ -137,7 +164,10 @@ fn reference_config_loads_with_its_secrets_provided() {
     ] {
         assert!(flow.fields.contains_key(prop), "flow does not map {prop}");
     }
-    assert_eq!(check_report(&Ok(config)), "config OK: 5 connectors, 1 flow");
+    assert_eq!(
+        check_report(&Ok(config)),
+        "config OK: 12 connectors, 1 flow"
+    );
 }
 
 #[test]
@@ -153,6 +183,15 @@ fn reference_config_without_its_env_vars_names_each_one() {
         "PIPEDRIVE_API_TOKEN",
         "ZOHO_CLIENT_SECRET",
         "ZOHO_REFRESH_TOKEN",
+        "TYPEFORM_SECRET",
+        "META_APP_SECRET",
+        "META_VERIFY_TOKEN",
+        "META_PAGE_TOKEN",
+        "GOOGLE_LEAD_FORM_KEY",
+        "MAILCHIMP_API_KEY",
+        "LINKEDIN_ACCESS_TOKEN",
+        "BREVO_API_KEY",
+        "KLAVIYO_API_KEY",
     ] {
         assert!(
             errs.iter()
