@@ -140,3 +140,38 @@ mod tests {
         assert!(person_key(None, None, None).is_none());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever comes in, normalising never panics, and a normalised value normalises to itself.
+        #[test]
+        fn email_normalisation_never_panics_and_is_idempotent(raw in any::<String>(), local in "[a-zA-Z0-9._+-]{1,20}", domain in "[a-zA-Z0-9-]{1,20}\\.[a-z]{2,6}") {
+            if let Ok(e) = normalize_email(&raw) {
+                prop_assert_eq!(normalize_email(&e), Ok(e.clone()));
+            }
+            let plausible = format!("  {local}@{domain} ");
+            if let Ok(e) = normalize_email(&plausible) {
+                prop_assert_eq!(normalize_email(&e), Ok(e.clone()));
+                prop_assert_eq!(e.clone(), e.to_lowercase());
+            }
+        }
+
+        #[test]
+        fn phone_normalisation_never_panics_and_is_idempotent(raw in any::<String>(), digits in "[0-9 ()+-]{0,24}", region in prop::sample::select(vec!["US", "DE", "GB", "FR", "IN", "BR", "JP", "ZZ"])) {
+            for input in [raw.as_str(), digits.as_str()] {
+                if let Ok(p) = normalize_phone(input, Some(region)) {
+                    prop_assert!(p.starts_with('+'));
+                    prop_assert_eq!(normalize_phone(&p, None), Ok(p.clone()));
+                    prop_assert_eq!(normalize_phone(&p, Some(region)), Ok(p.clone()));
+                }
+            }
+        }
+    }
+}

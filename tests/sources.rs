@@ -311,3 +311,175 @@ phone = "{{{{ lead.phone }}}}"
     );
     daemon.shutdown().await;
 }
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("key");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+const WEBFLOW_SECRET: &str = "wf-secret";
+const HUBSPOT_APP_SECRET: &str = "hs-client-secret";
+
+/// Webflow and HubSpot form webhooks through the daemon into the CRM: good signatures are
+/// accepted, stale and forged ones refused with 401, replays deduplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webflow_and_hubspot_forms_end_to_end() {
+    let hubspot = HubspotSandbox::start(([127, 0, 0, 1], 0).into(), SandboxOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[daemon]
+listen = "127.0.0.1:0"
+state = "sqlite:{state}"
+
+[daemon.delivery]
+backoff_base = "50ms"
+linger = "10ms"
+
+[connectors.webflow]
+kind = "webhook"
+preset = "webflow"
+secret = "{WEBFLOW_SECRET}"
+
+[connectors.hs]
+kind = "webhook"
+preset = "hubspot_forms"
+secret = "{HUBSPOT_APP_SECRET}"
+public_url = "https://leads.example.com"
+
+[connectors.hubspot]
+kind = "hubspot"
+token = "{token}"
+base_url = "{hs_url}"
+
+[flows.inbound]
+from = ["webflow", "hs"]
+to = "hubspot"
+[flows.inbound.fields]
+email = "{{{{ lead.email }}}}"
+firstname = "{{{{ lead.first_name }}}}"
+company = "{{{{ lead.company }}}}"
+"#,
+        state = dir.path().join("tandem.db").display(),
+        token = common::TOKEN,
+        hs_url = hubspot.base_url(),
+    );
+    let config = Config::from_str_at(&text, &dir.path().join("tandem.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let daemon = Daemon::start(config).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", daemon.addr);
+    let now = jiff::Timestamp::now().as_millisecond();
+
+    let webflow_body = json!({
+        "triggerType": "form_submission",
+        "payload": {"name": "Contact Us", "siteId": "site-1", "id": "wf-sub-1", "formId": "form-1",
+                    "submittedAt": "2026-11-20T10:00:00.000Z",
+                    "data": {"First Name": "Zaphod", "email": "zaphod@example.com", "Company": "Heart of Gold"}}
+    })
+    .to_string();
+    let post_webflow = |ts: i64, secret: &str| {
+        let sig = hex::encode(hmac_sha256(
+            secret.as_bytes(),
+            &[ts.to_string().as_bytes(), b":", webflow_body.as_bytes()],
+        ));
+        http.post(url("/hooks/webflow"))
+            .header("content-type", "application/json")
+            .header("x-webflow-timestamp", ts.to_string())
+            .header("x-webflow-signature", sig)
+            .body(webflow_body.clone())
+            .send()
+    };
+    assert_eq!(
+        post_webflow(now, WEBFLOW_SECRET).await.unwrap().status(),
+        202
+    );
+    assert_eq!(
+        post_webflow(now - 10 * 60_000, WEBFLOW_SECRET)
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "stale"
+    );
+    assert_eq!(
+        post_webflow(now, "forged").await.unwrap().status(),
+        401,
+        "forged"
+    );
+    let replay: Value = post_webflow(now, WEBFLOW_SECRET)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay["duplicate"], json!(true));
+
+    let hs_body = json!({
+        "vid": 3201,
+        "properties": {"email": {"value": "maria@example.com"}, "firstname": {"value": "Maria"},
+                       "company": {"value": "Globex"}},
+        "form-submissions": [{"conversion-id": "conv-1", "timestamp": 1717243200000_i64,
+                              "form-id": "f-1", "page-url": "https://www.example.com/demo?utm_source=linkedin",
+                              "title": "Demo request"}]
+    })
+    .to_string();
+    let post_hs = |ts: i64| {
+        // HubSpot signs the URL it called: the public one, behind the proxy.
+        let signed = "https://leads.example.com/hooks/hs";
+        let sig = base64(&hmac_sha256(
+            HUBSPOT_APP_SECRET.as_bytes(),
+            &[
+                b"POST",
+                signed.as_bytes(),
+                hs_body.as_bytes(),
+                ts.to_string().as_bytes(),
+            ],
+        ));
+        http.post(url("/hooks/hs"))
+            .header("content-type", "application/json")
+            .header("x-hubspot-signature-v3", sig)
+            .header("x-hubspot-request-timestamp", ts.to_string())
+            .body(hs_body.clone())
+            .send()
+    };
+    assert_eq!(post_hs(now).await.unwrap().status(), 202);
+    assert_eq!(
+        post_hs(now - 10 * 60_000).await.unwrap().status(),
+        401,
+        "stale"
+    );
+
+    for (email, first, company) in [
+        ("zaphod@example.com", "Zaphod", "Heart of Gold"),
+        ("maria@example.com", "Maria", "Globex"),
+    ] {
+        let c = common::wait_until(Duration::from_secs(20), "the lead in HubSpot", || async {
+            hubspot.contact_by_email(email)
+        })
+        .await;
+        assert_eq!(
+            c.properties.get("firstname").map(String::as_str),
+            Some(first)
+        );
+        assert_eq!(
+            c.properties.get("company").map(String::as_str),
+            Some(company)
+        );
+        assert_eq!(c.writes, 1, "replays were not delivered again");
+    }
+    let store = daemon.store();
+    let hs_leads = store.leads_since(vec!["hs".into()], 0).await.unwrap();
+    let lead: Lead = serde_json::from_str(&hs_leads[0].lead_json).unwrap();
+    assert_eq!(
+        lead.touchpoint.utm_source.as_deref(),
+        Some("linkedin"),
+        "utm from the page URL"
+    );
+    daemon.shutdown().await;
+}
