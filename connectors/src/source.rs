@@ -118,6 +118,11 @@ pub struct PollPage {
 pub trait PolledSource: Send + Sync {
     /// How often to poll when there is nothing more waiting.
     fn interval(&self) -> Duration;
+    /// The vendor's limit, when the daemon should pace this source's polls (a backlog is paged
+    /// with `more: true` back to back). `None`: the source paces its own requests.
+    fn rate_limit(&self) -> Option<crate::RateLimit> {
+        None
+    }
     /// Leads since `cursor` (`None`: the first poll, from the configured start). Cursors overlap
     /// on purpose (equal timestamps, late writes); the daemon dedups by `event_id`.
     async fn poll(&self, cursor: Option<&str>) -> Result<PollPage, CallError>;

@@ -213,7 +213,14 @@ pub(super) async fn poll_loop(
 ) {
     let mut failures = 0u32;
     let mut rng = SmallRng::from_os_rng();
+    let limiter = poller.rate_limit().map(DestinationLimiter::new);
     while !cancel.is_cancelled() {
+        if let Some(limiter) = &limiter {
+            tokio::select! {
+                _ = limiter.ready() => {}
+                _ = cancel.cancelled() => break,
+            }
+        }
         let cursor = match store.cursor(&source).await {
             Ok(c) => c,
             Err(e) => {

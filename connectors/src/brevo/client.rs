@@ -261,6 +261,10 @@ impl PolledSource for BrevoSource {
         self.interval
     }
 
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(BrevoSource::rate_limit(self))
+    }
+
     async fn poll(&self, cursor: Option<&str>) -> Result<PollPage, CallError> {
         let at = self.start(cursor);
         let since = mapping::rfc3339(at.since_ms).unwrap_or_default();

@@ -243,6 +243,10 @@ impl PolledSource for KlaviyoSource {
         self.interval
     }
 
+    fn rate_limit(&self) -> Option<RateLimit> {
+        Some(KlaviyoSource::rate_limit(self))
+    }
+
     async fn poll(&self, cursor: Option<&str>) -> Result<PollPage, CallError> {
         let at = self.start(cursor);
         let field = self.stamp.field();
