@@ -15,6 +15,7 @@ pub mod mailchimp;
 pub mod model;
 pub mod oauth;
 pub mod pipedrive;
+pub mod poll_window;
 pub mod salesforce;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
