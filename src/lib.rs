@@ -10,6 +10,7 @@
 //! - [`daemon`]: wiring and lifecycle (signals, reload, sd-notify).
 //! - [`cli`]: the command line.
 
+pub mod attribution;
 pub mod cli;
 pub mod config;
 pub mod daemon;
