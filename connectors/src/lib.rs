@@ -31,7 +31,9 @@ use serde::{Deserialize, Deserializer};
 
 pub use context::{ConnectorContext, ConnectorState, TokenSet};
 pub use model::{Lead, OnConflict, RecordFields, SinkRecord, Touchpoint};
-pub use sink::{BatchOutcome, CallError, ItemResult, LeadSink, RateLimit};
+pub use sink::{
+    BatchOutcome, CallError, FORGET_UNSUPPORTED, ForgetRecord, ItemResult, LeadSink, RateLimit,
+};
 
 /// What every platform's config type provides to the daemon.
 pub trait Connector {

@@ -56,6 +56,17 @@ pub struct BatchOutcome {
     pub pause_for: Option<Duration>,
 }
 
+/// One person to delete from a CRM (`tandem forget`): the outbox row and the id the CRM gave
+/// the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForgetRecord {
+    pub delivery_id: i64,
+    pub remote_id: String,
+}
+
+/// What [`LeadSink::forget`] answers for connectors that can't delete yet.
+pub const FORGET_UNSUPPORTED: &str = "this CRM connector can't delete records yet; delete the person in the CRM by hand, then drop this dead letter";
+
 /// A CRM that receives leads.
 #[async_trait]
 pub trait LeadSink: Send + Sync {
@@ -70,4 +81,19 @@ pub trait LeadSink: Send + Sync {
     /// (`fields`) exist in the CRM with a type a string can be written to? One line per problem,
     /// each saying how to fix it; empty = all good. Never writes anything.
     async fn verify(&self, fields: &[String]) -> Vec<String>;
+
+    /// Whether [`LeadSink::forget`] deletes records (rather than refusing every one).
+    fn supports_forget(&self) -> bool {
+        false
+    }
+
+    /// Permanently deletes each person from the CRM; one result per record, in order. A record
+    /// the CRM no longer has counts as deleted. Connectors that can't delete refuse the call, so
+    /// the deletion dead-letters where an operator sees it.
+    async fn forget(&self, batch: &[ForgetRecord]) -> Result<BatchOutcome, CallError> {
+        let _ = batch;
+        Err(CallError::Permanent {
+            message: FORGET_UNSUPPORTED.to_owned(),
+        })
+    }
 }

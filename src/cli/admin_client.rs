@@ -55,7 +55,29 @@ impl AdminClient {
             .await
     }
 
+    /// Like [`AdminClient::post`], but a refusal is an answer too: (HTTP status, body).
+    pub async fn post_answer(&self, path: &str, body: &Value) -> Result<(u16, Value), AdminError> {
+        self.exchange(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, AdminError> {
+        let (status, body) = self.exchange(req).await?;
+        if !(200..300).contains(&status) {
+            let msg = body
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            let status = reqwest::StatusCode::from_u16(status)
+                .map_or_else(|_| status.to_string(), |s| s.to_string());
+            return Err(AdminError::Other(anyhow::anyhow!(
+                "the daemon answered {status}: {msg}"
+            )));
+        }
+        Ok(body)
+    }
+
+    async fn exchange(&self, req: reqwest::RequestBuilder) -> Result<(u16, Value), AdminError> {
         let Some(token) = &self.token else {
             return Err(AdminError::Other(anyhow::anyhow!(
                 "daemon.admin_token is not set in the config, so the admin API is off"
@@ -70,20 +92,11 @@ impl AdminClient {
                 ));
             }
         };
-        let status = resp.status();
+        let status = resp.status().as_u16();
         let body: Value = resp
             .json()
             .await
             .context("reading the admin API's answer")?;
-        if !status.is_success() {
-            let msg = body
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("no message");
-            return Err(AdminError::Other(anyhow::anyhow!(
-                "the daemon answered {status}: {msg}"
-            )));
-        }
-        Ok(body)
+        Ok((status, body))
     }
 }

@@ -1,5 +1,5 @@
-//! The command line. `run` is the daemon; `check` validates a config; `status`, `dlq` and
-//! `replay` talk to the running daemon's admin API (read-only commands fall back to opening the
+//! The command line. `run` is the daemon; `check` validates a config; `status`, `dlq`,
+//! `replay` and `forget` talk to the running daemon's admin API (read-only commands fall back to opening the
 //! state file read-only when the daemon is down); `demo` runs the whole path against the built-in
 //! sandboxes.
 
@@ -55,6 +55,12 @@ pub enum Command {
         /// RFC 3339 time (2026-11-01T00:00:00Z) or a duration back from now (24h, 7d).
         #[arg(long)]
         since: String,
+    },
+    /// Erase a person's personal data (attribution aggregates stay, anonymised) and delete them
+    /// from every connected CRM that supports it. Through the running daemon.
+    Forget {
+        /// Their email address, or phone number with its country code (+14155550100).
+        identifier: String,
     },
     /// Start the daemon against the built-in HubSpot sandbox, post sample leads over HTTP and
     /// show them arrive.
@@ -125,6 +131,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Status { json } => ops::status(&load(&path)?, json).await,
         Command::Dlq { command } => ops::dlq(&load(&path)?, command).await,
         Command::Replay { flow, since } => ops::replay(&load(&path)?, &flow, &since).await,
+        Command::Forget { identifier } => ops::forget(&load(&path)?, &identifier).await,
         #[cfg(feature = "sandbox")]
         Command::Demo {
             once,

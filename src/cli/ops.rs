@@ -1,4 +1,4 @@
-//! `status`, `dlq` and `replay`: through the running daemon's admin API; `status` and `dlq list`
+//! `status`, `dlq`, `replay` and `forget`: through the running daemon's admin API; `status` and `dlq list`
 //! fall back to reading the state file read-only when the daemon is down.
 
 use serde_json::{Value, json};
@@ -156,6 +156,65 @@ pub async fn replay(config: &Config, flow: &str, since: &str) -> anyhow::Result<
     Ok(0)
 }
 
+/// `tandem forget`: exit 0 when the person was forgotten now or before, 1 when nobody matches.
+pub async fn forget(config: &Config, identifier: &str) -> anyhow::Result<i32> {
+    let client = AdminClient::new(config)?;
+    let (status, v) = needs_daemon(
+        client
+            .post_answer("/api/forget", &json!({ "identifier": identifier }))
+            .await,
+    )?;
+    let message = v["message"].as_str().unwrap_or("no message");
+    match (status, v["result"].as_str()) {
+        (200, Some("forgotten")) => {
+            let audit = &v["audit"];
+            println!(
+                "forgotten: {} lead(s) anonymised (attribution fields kept), {} queued delivery(ies) cancelled; audit entry #{}",
+                v["leads"], v["cancelled_deliveries"], audit["id"]
+            );
+            let connectors = audit["connectors"].as_array().cloned().unwrap_or_default();
+            if connectors.is_empty() {
+                println!("no CRM knows this person: nothing to delete elsewhere");
+            }
+            for c in &connectors {
+                let name = c["connector"].as_str().unwrap_or("?");
+                match c["status"].as_str() {
+                    Some("queued") => println!(
+                        "{name}: deletion queued (delivery {}); `tandem status` shows it under flow \"forget\"",
+                        c["delivery_id"]
+                    ),
+                    Some("unsupported") => println!(
+                        "{name}: this connector can't delete records yet: delete the person there by hand, then `tandem dlq drop {}`",
+                        c["delivery_id"]
+                    ),
+                    _ => {
+                        println!("{name}: no longer in the config: delete the person there by hand")
+                    }
+                }
+            }
+            Ok(0)
+        }
+        (200, Some("already_forgotten")) => {
+            let audit = &v["audit"];
+            let when = audit["requested_at_ms"]
+                .as_i64()
+                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+                .map_or_else(|| "?".to_owned(), |t| t.to_string());
+            println!(
+                "already forgotten at {when} (audit entry #{}, deletions {}); nothing stored matches it now",
+                audit["id"],
+                audit["status"].as_str().unwrap_or("?")
+            );
+            Ok(0)
+        }
+        (404, _) => {
+            eprintln!("tandem: {message}");
+            Ok(1)
+        }
+        _ => Err(anyhow::anyhow!("the daemon answered {status}: {message}")),
+    }
+}
+
 fn selection(sel: Selection) -> Value {
     if sel.all {
         json!({"all": true})
@@ -165,7 +224,7 @@ fn selection(sel: Selection) -> Value {
 }
 
 /// State changes go through the daemon only: the state file belongs to it.
-fn needs_daemon(r: Result<Value, AdminError>) -> anyhow::Result<Value> {
+fn needs_daemon<T>(r: Result<T, AdminError>) -> anyhow::Result<T> {
     r.map_err(|e| match e {
         AdminError::NotRunning(at) => anyhow::anyhow!(
             "the daemon is not running at {at}; changes go through the running daemon (start it: systemctl start tandem)"

@@ -8,11 +8,13 @@ use std::{sync::Arc, time::Duration};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use tandem_connectors::{BatchOutcome, CallError, ItemResult, RecordFields, SinkRecord};
+use tandem_connectors::{
+    BatchOutcome, CallError, ForgetRecord, ItemResult, RecordFields, SinkRecord,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{Destination, EngineOptions, retry::Next};
-use crate::store::{Claimed, Settlement, Store, sqlite::now_ms};
+use crate::store::{Claimed, DeliveryOp, Settlement, Store, sqlite::now_ms};
 
 pub(super) async fn run(
     dest: Arc<Destination>,
@@ -93,26 +95,34 @@ async fn deliver(
     batch: Vec<Claimed>,
     rng: &mut SmallRng,
 ) {
-    let (records, mut settlements) = to_records(&batch);
-    let live: Vec<&Claimed> = batch
-        .iter()
-        .filter(|c| records.iter().any(|r| r.delivery_id == c.id))
-        .collect();
-    if !records.is_empty() {
-        metrics::histogram!("tandem_batch_size", "destination" => dest.name.clone())
-            .record(records.len() as f64);
-        match call(dest, opts, &records).await {
-            Err(CallError::Permanent { .. }) if records.len() > 1 => {
-                tracing::warn!(destination = %dest.name, size = records.len(), "batch refused as a whole; retrying its records one by one");
-                for (claimed, record) in live.iter().zip(&records) {
-                    dest.limiter.ready().await;
-                    let single = call(dest, opts, std::slice::from_ref(record)).await;
-                    settlements
-                        .extend(consequences(dest, store, opts, &[*claimed], single, rng).await);
-                }
-            }
-            result => settlements.extend(consequences(dest, store, opts, &live, result, rng).await),
+    // Deletions never share a call with upserts: each goes on its own (they are rare).
+    let (forgets, upserts): (Vec<Claimed>, Vec<Claimed>) =
+        batch.into_iter().partition(|c| c.op == DeliveryOp::Forget);
+    let mut settlements = Vec::new();
+    let mut called = false;
+    if !upserts.is_empty() {
+        called = true;
+        settlements.extend(deliver_upserts(dest, store, opts, &upserts, rng).await);
+    }
+    for c in &forgets {
+        let Some(remote_id) = c.remote_id.clone() else {
+            // The destination never got this person (or the upsert it waited for failed).
+            settlements.push(Settlement::Done {
+                id: c.id,
+                remote_id: None,
+            });
+            continue;
+        };
+        if called {
+            dest.limiter.ready().await;
         }
+        called = true;
+        let record = ForgetRecord {
+            delivery_id: c.id,
+            remote_id,
+        };
+        let result = call(dest, opts, dest.sink.forget(std::slice::from_ref(&record))).await;
+        settlements.extend(consequences(dest, store, opts, &[c], result, rng).await);
     }
     for s in &settlements {
         let outcome = match s {
@@ -128,10 +138,54 @@ async fn deliver(
     }
 }
 
+async fn deliver_upserts(
+    dest: &Destination,
+    store: &dyn Store,
+    opts: &EngineOptions,
+    batch: &[Claimed],
+    rng: &mut SmallRng,
+) -> Vec<Settlement> {
+    let (records, mut settlements) = to_records(batch);
+    let live: Vec<&Claimed> = batch
+        .iter()
+        .filter(|c| records.iter().any(|r| r.delivery_id == c.id))
+        .collect();
+    if !records.is_empty() {
+        metrics::histogram!("tandem_batch_size", "destination" => dest.name.clone())
+            .record(records.len() as f64);
+        match call(dest, opts, dest.sink.upsert_people(&records)).await {
+            Err(CallError::Permanent { .. }) if records.len() > 1 => {
+                tracing::warn!(destination = %dest.name, size = records.len(), "batch refused as a whole; retrying its records one by one");
+                for (claimed, record) in live.iter().zip(&records) {
+                    dest.limiter.ready().await;
+                    let single = call(
+                        dest,
+                        opts,
+                        dest.sink.upsert_people(std::slice::from_ref(record)),
+                    )
+                    .await;
+                    settlements
+                        .extend(consequences(dest, store, opts, &[*claimed], single, rng).await);
+                }
+            }
+            result => settlements.extend(consequences(dest, store, opts, &live, result, rng).await),
+        }
+    }
+    settlements
+}
+
 fn to_records(batch: &[Claimed]) -> (Vec<SinkRecord>, Vec<Settlement>) {
     let mut records = Vec::with_capacity(batch.len());
-    let mut dead = Vec::new();
+    let mut settled = Vec::new();
     for c in batch {
+        if c.payload.is_empty() {
+            // Its person was forgotten while it waited: cancelled, never sent.
+            settled.push(Settlement::Done {
+                id: c.id,
+                remote_id: None,
+            });
+            continue;
+        }
         match serde_json::from_str::<RecordFields>(&c.payload) {
             Ok(fields) => records.push(SinkRecord {
                 delivery_id: c.id,
@@ -139,29 +193,28 @@ fn to_records(batch: &[Claimed]) -> (Vec<SinkRecord>, Vec<Settlement>) {
                 conflict: fields.conflict,
                 remote_id: c.remote_id.clone(),
             }),
-            Err(e) => dead.push(Settlement::Dead {
+            Err(e) => settled.push(Settlement::Dead {
                 id: c.id,
                 error: format!("stored payload is unreadable: {e}"),
             }),
         }
     }
-    (records, dead)
+    (records, settled)
 }
 
 async fn call(
     dest: &Destination,
     opts: &EngineOptions,
-    records: &[SinkRecord],
+    request: impl std::future::Future<Output = Result<BatchOutcome, CallError>>,
 ) -> Result<BatchOutcome, CallError> {
     let started = std::time::Instant::now();
-    let result =
-        match tokio::time::timeout(opts.call_timeout, dest.sink.upsert_people(records)).await {
-            Ok(r) => r,
-            Err(_) => Err(CallError::Transient {
-                message: format!("no answer within {:?}", opts.call_timeout),
-                retry_after: None,
-            }),
-        };
+    let result = match tokio::time::timeout(opts.call_timeout, request).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Transient {
+            message: format!("no answer within {:?}", opts.call_timeout),
+            retry_after: None,
+        }),
+    };
     let label = match &result {
         Ok(_) => "ok",
         Err(CallError::Transient { .. }) => "transient",

@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 use super::{AppState, reply};
 use crate::{
     daemon::runtime::render_delivery,
-    store::{NewDelivery, sqlite::now_ms},
+    store::{ForgetIdentifier, ForgetOutcome, ForgetTarget, NewDelivery, sqlite::now_ms},
 };
 
 /// Route layer for `/api/…`: the bearer token, compared in constant time, or a refusal.
@@ -187,8 +187,14 @@ pub async fn replay(State(state): State<AppState>, Json(req): Json<ReplayRequest
     };
     let mut deliveries = Vec::with_capacity(leads.len());
     let mut failed = 0usize;
+    let mut forgotten = 0usize;
     for l in leads {
         let lead: serde_json::Value = serde_json::from_str(&l.lead_json).unwrap_or_default();
+        // A forgotten person's leads keep only attribution fields: never send them again.
+        if lead.get("forgotten") == Some(&serde_json::Value::Bool(true)) {
+            forgotten += 1;
+            continue;
+        }
         match render_delivery(&flow, &json!({ "lead": lead, "lead_id": l.id })) {
             Ok(d) => deliveries.push(NewDelivery {
                 lead_id: l.id,
@@ -203,7 +209,8 @@ pub async fn replay(State(state): State<AppState>, Json(req): Json<ReplayRequest
     match state.0.store.enqueue(deliveries).await {
         Ok(n) => {
             state.0.wakers.wake(&flow.to);
-            Json(json!({ "enqueued": n, "unmappable": failed })).into_response()
+            Json(json!({ "enqueued": n, "unmappable": failed, "forgotten": forgotten }))
+                .into_response()
         }
         Err(e) => internal(e),
     }
@@ -230,4 +237,65 @@ pub async fn verify(State(state): State<AppState>) -> Response {
         .map(|(connector, problem)| json!({"connector": connector, "problem": problem}))
         .collect();
     Json(json!({ "problems": list })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgetRequest {
+    /// An email address, or a phone number with its country code.
+    identifier: String,
+}
+
+/// The identifier as people are stored: an email normalised, else a phone in E.164.
+fn forget_identifier(raw: &str) -> Result<ForgetIdentifier, &'static str> {
+    if raw.contains('@') {
+        crate::identity::normalize_email(raw)
+            .map(ForgetIdentifier::Email)
+            .map_err(|_| "the identifier is not a valid email address")
+    } else {
+        crate::identity::normalize_phone(raw, None)
+            .map(ForgetIdentifier::Phone)
+            .map_err(|_| {
+                "the identifier is neither an email address nor a phone number with its country code (+14155550100)"
+            })
+    }
+}
+
+/// `tandem forget`: erase a person's personal data from the store and queue the deletion at
+/// every CRM that knows them. Answers never repeat the identifier.
+pub async fn forget(State(state): State<AppState>, Json(req): Json<ForgetRequest>) -> Response {
+    let identifier = match forget_identifier(&req.identifier) {
+        Ok(i) => i,
+        Err(m) => return reply::error(StatusCode::BAD_REQUEST, "bad_identifier", m),
+    };
+    let rt = state.runtime();
+    let targets: Vec<ForgetTarget> = rt
+        .sinks
+        .iter()
+        .map(|(name, (sink, _))| ForgetTarget {
+            destination: name.clone(),
+            supports_deletion: sink.supports_forget(),
+        })
+        .collect();
+    match state.0.store.forget(identifier, targets).await {
+        Ok(ForgetOutcome::NotFound) => reply::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no person with that email or phone is stored, and it was never forgotten here; nothing changed",
+        ),
+        Ok(outcome) => {
+            if let ForgetOutcome::Forgotten { audit, .. } = &outcome {
+                tracing::info!(
+                    audit_id = audit.id,
+                    person_id = audit.person_id,
+                    "person forgotten"
+                );
+                for f in audit.connectors.iter().filter(|f| f.delivery_id.is_some()) {
+                    state.0.wakers.wake(&f.connector);
+                }
+            }
+            Json(outcome).into_response()
+        }
+        Err(e) => internal(e),
+    }
 }

@@ -4,7 +4,7 @@
 //! - [`hooks`]: the webhook contract (202 only after the durable commit).
 //! - [`lead`]: submission → canonical lead.
 //! - [`ops`]: health, readiness, Prometheus metrics.
-//! - [`admin`]: status, dead letters, replay.
+//! - [`admin`]: status, dead letters, replay, forget.
 //! - [`serve`]: the accept loop, with header timeout, connection cap and graceful shutdown.
 
 mod admin;
@@ -89,6 +89,7 @@ fn admin_routes(state: AppState) -> Router<AppState> {
         .route("/api/dlq/drop", post(admin::drop))
         .route("/api/replay", post(admin::replay))
         .route("/api/verify", post(admin::verify))
+        .route("/api/forget", post(admin::forget))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             admin::require_token,

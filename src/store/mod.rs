@@ -5,6 +5,7 @@
 //! results) so that each is one transaction, and every claim is one statement with a lease, so a
 //! PostgreSQL engine can implement it without changing callers. [`sqlite`] is the embedded default.
 
+pub mod anonymise;
 mod connector_state;
 pub mod sqlite;
 mod types;
@@ -147,6 +148,20 @@ pub trait Store: Send + Sync {
 
     /// Saves a polled source's position.
     async fn set_cursor(&self, name: &str, value: &str) -> Result<(), StoreError>;
+
+    /// `tandem forget`: in one transaction, erases the personal data of the person known by
+    /// `identifier` (their keys, every lead's personal fields and raw body, idempotency keys,
+    /// queued and dead-lettered payloads, which are cancelled), keeps the leads' attribution
+    /// fields, queues a deletion delivery for every target that knows the person, and records an
+    /// audit entry holding only a salted hash of the identifier.
+    async fn forget(
+        &self,
+        identifier: ForgetIdentifier,
+        targets: Vec<ForgetTarget>,
+    ) -> Result<ForgetOutcome, StoreError>;
+
+    /// Forget audit entries, newest first.
+    async fn forget_audits(&self, limit: usize) -> Result<Vec<ForgetAudit>, StoreError>;
 
     /// A no-op write through the writer: proves the store is writable right now (readiness).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -79,6 +79,94 @@ pub struct Claimed {
     pub created_at_ms: i64,
     /// The id the destination gave this person on an earlier delivery, if any.
     pub remote_id: Option<String>,
+    /// What to do: upsert the payload, or delete the person there (`tandem forget`).
+    pub op: DeliveryOp,
+}
+
+/// What an outbox row asks of its destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOp {
+    /// Create or update the person with the rendered payload.
+    #[default]
+    Upsert,
+    /// Delete the person the destination knows as `remote_id` (a forget's fan-out).
+    Forget,
+}
+
+impl DeliveryOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOp::Upsert => "upsert",
+            DeliveryOp::Forget => "forget",
+        }
+    }
+}
+
+/// How an operator names the person to forget, already normalised (see `crate::identity`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForgetIdentifier {
+    Email(String),
+    Phone(String),
+}
+
+impl ForgetIdentifier {
+    pub fn value(&self) -> &str {
+        match self {
+            ForgetIdentifier::Email(v) | ForgetIdentifier::Phone(v) => v,
+        }
+    }
+}
+
+/// A configured CRM destination, as a forget's fan-out sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForgetTarget {
+    pub destination: String,
+    /// Whether its connector can delete a record; one that can't still gets a row, which
+    /// dead-letters at once with the connector's reason, so the manual step stays visible.
+    pub supports_deletion: bool,
+}
+
+/// What a forget did to one connector that knows (or may be about to know) the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetFanout {
+    pub connector: String,
+    /// `queued` (deletion delivery enqueued), `unsupported` (enqueued; it dead-letters at once:
+    /// delete the record by hand), `not_configured` (the connector is gone from the config).
+    pub status: String,
+    /// The outbox row carrying the deletion, when one was queued.
+    pub delivery_id: Option<i64>,
+}
+
+/// The audit record of one forget: no identifier, only its salted hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetAudit {
+    pub id: i64,
+    pub person_id: i64,
+    pub requested_at_ms: i64,
+    /// Hex SHA-256 of the per-database salt and the normalised identifier.
+    pub identifier_hash: String,
+    pub connectors: Vec<ForgetFanout>,
+    /// `pending` (deletions still queued), `done`, or `failed` (a deletion was dead-lettered).
+    pub status: String,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// The answer to a forget request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ForgetOutcome {
+    /// The person's personal data is gone from the store; deletions are queued.
+    Forgotten {
+        audit: ForgetAudit,
+        leads: usize,
+        /// Queued or dead-lettered upserts that will now never be sent.
+        cancelled_deliveries: usize,
+    },
+    /// Nobody holds this identifier now, but it was forgotten before (matched by its hash).
+    AlreadyForgotten { audit: ForgetAudit },
+    /// Nobody holds this identifier, and it was never forgotten here.
+    NotFound,
 }
 
 /// What became of one claimed delivery.

@@ -11,7 +11,7 @@ use reqwest::{StatusCode, header::HeaderMap};
 use crate::{
     BuildError,
     model::SinkRecord,
-    sink::{BatchOutcome, CallError, LeadSink, RateLimit},
+    sink::{BatchOutcome, CallError, ForgetRecord, ItemResult, LeadSink, RateLimit},
 };
 
 use super::{
@@ -26,6 +26,7 @@ pub const MAX_BATCH: usize = 100;
 const UPSERT_PATH: &str = "/crm/v3/objects/contacts/batch/upsert";
 const READ_PATH: &str = "/crm/v3/objects/contacts/batch/read";
 const PROPERTIES_PATH: &str = "/crm/v3/properties/contacts";
+const GDPR_DELETE_PATH: &str = "/crm/v3/objects/contacts/gdpr-delete";
 /// Enough of an unexpected (non-JSON) error body to recognise it, not enough to flood a log.
 const BODY_EXCERPT: usize = 200;
 
@@ -37,6 +38,7 @@ pub struct HubspotClient {
     upsert_url: reqwest::Url,
     read_url: reqwest::Url,
     properties_url: reqwest::Url,
+    gdpr_delete_url: reqwest::Url,
     rate_limit: RateLimit,
     id_property: Option<String>,
     timeout: Duration,
@@ -97,6 +99,7 @@ impl HubspotClient {
             upsert_url: join(UPSERT_PATH)?,
             read_url: join(READ_PATH)?,
             properties_url: join(PROPERTIES_PATH)?,
+            gdpr_delete_url: join(GDPR_DELETE_PATH)?,
             http,
             auth,
             rate_limit: config.effective_rate_limit(),
@@ -175,6 +178,30 @@ impl HubspotClient {
             conflict::index(&mut existing, &id_property, decoded)?;
         }
         Ok(existing)
+    }
+
+    /// One GDPR delete by contact id: 204 = deleted; 404 = HubSpot has no such contact (already
+    /// deleted, by us or by hand), which is what a forget wants too.
+    async fn gdpr_delete(&self, record: &ForgetRecord) -> Result<ItemResult, CallError> {
+        let body = super::wire::GdprDeleteInput {
+            object_id: record.remote_id.clone(),
+            id_property: None,
+        };
+        let answer = self
+            .call(|token| {
+                self.http
+                    .post(self.gdpr_delete_url.clone())
+                    .bearer_auth(token)
+                    .json(&body)
+            })
+            .await?;
+        match answer.status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(ItemResult::Done {
+                remote_id: record.remote_id.clone(),
+                created: false,
+            }),
+            s => Err(classify(s, &answer.headers, &answer.body)),
+        }
     }
 
     fn transport_error(&self, e: reqwest::Error) -> CallError {
@@ -287,6 +314,37 @@ impl LeadSink for HubspotClient {
                 "HubSpot's list of contact properties could not be read ({e}); try again, and check base_url points at HubSpot's API"
             )],
         }
+    }
+
+    fn supports_forget(&self) -> bool {
+        true
+    }
+
+    /// `POST /crm/v3/objects/contacts/gdpr-delete`, one contact per call (HubSpot has no batch
+    /// form). A lone record's failure is the call's; in a longer batch the records after a
+    /// throttle or outage are handed back as transient, never sent.
+    async fn forget(&self, batch: &[ForgetRecord]) -> Result<BatchOutcome, CallError> {
+        let mut items = Vec::with_capacity(batch.len());
+        for (i, record) in batch.iter().enumerate() {
+            match self.gdpr_delete(record).await {
+                Ok(item) => items.push(item),
+                Err(e) if batch.len() == 1 => return Err(e),
+                Err(CallError::Permanent { message }) => {
+                    items.push(ItemResult::Permanent { message })
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    items.extend(batch[i..].iter().map(|_| ItemResult::Transient {
+                        message: message.clone(),
+                    }));
+                    break;
+                }
+            }
+        }
+        Ok(BatchOutcome {
+            items,
+            pause_for: None,
+        })
     }
 
     async fn upsert_people(&self, batch: &[SinkRecord]) -> Result<BatchOutcome, CallError> {

@@ -176,6 +176,23 @@ fn describe_error(category: Option<&str>, message: &str, errors: &[ErrorDetail])
     text
 }
 
+/// `PublicGdprDeleteInput`: permanently delete one contact, by id or by a unique property
+/// (`idProperty: "email"`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GdprDeleteInput {
+    pub object_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_property: Option<String>,
+}
+
+/// The object id may be an email: personal data stays out of Debug output.
+impl std::fmt::Debug for GdprDeleteInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GdprDeleteInput(..)")
+    }
+}
+
 /// `BatchReadInputSimplePublicObjectId`: read many contacts by one id property.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

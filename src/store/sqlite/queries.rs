@@ -5,8 +5,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::{
-    Claimed, ClaimedFetch, DeadLetter, DestinationStatus, Ingested, NewDelivery, NewLead,
-    PersonKey, Settlement, StoreError, StoredLead,
+    Claimed, ClaimedFetch, DeadLetter, DeliveryOp, DestinationStatus, ForgetAudit, ForgetFanout,
+    ForgetIdentifier, ForgetOutcome, ForgetTarget, Ingested, NewDelivery, NewLead, PersonKey,
+    Settlement, StoreError, StoredLead,
 };
 
 pub(super) fn ingest(conn: &Connection, lead: &NewLead, now: i64) -> Result<Ingested, StoreError> {
@@ -233,7 +234,7 @@ pub(super) fn claim(
                            AND e.state IN ('pending', 'inflight') AND e.id < o.id)
                  ORDER BY o.next_attempt_at, o.id
                  LIMIT ?5)
-        RETURNING id, lead_id, person_id, flow, destination, payload, attempts, created_at",
+        RETURNING id, lead_id, person_id, flow, destination, payload, attempts, created_at, op",
     )?;
     let mut rows = stmt
         .query_map(
@@ -249,6 +250,10 @@ pub(super) fn claim(
                     attempts: r.get(6)?,
                     created_at_ms: r.get(7)?,
                     remote_id: None,
+                    op: match r.get::<_, String>(8)?.as_str() {
+                        "forget" => DeliveryOp::Forget,
+                        _ => DeliveryOp::Upsert,
+                    },
                 })
             },
         )?
@@ -273,14 +278,28 @@ pub(super) fn settle(
     for s in settlements {
         match s {
             Settlement::Done { id, remote_id } => {
+                let op = row_op(conn, *id)?;
                 conn.prepare_cached(
                     "UPDATE outbox SET state = 'done', remote_id = ?2, finished_at = ?3, lease_owner = NULL,
                             lease_until = NULL, last_error = NULL
                       WHERE id = ?1 AND state IN ('pending', 'inflight')",
                 )?
                 .execute(params![id, remote_id, now])?;
-                if let Some(remote_id) = remote_id {
-                    record_remote_id(conn, *id, remote_id, now)?;
+                match op {
+                    // The destination no longer holds the person: its id is not needed any more.
+                    Some(DeliveryOp::Forget) => {
+                        conn.prepare_cached(
+                            "DELETE FROM person_remote_ids WHERE (person_id, connector) IN
+                                (SELECT person_id, destination FROM outbox WHERE id = ?1)",
+                        )?
+                        .execute([id])?;
+                        refresh_forget_audit(conn, *id, now)?;
+                    }
+                    _ => {
+                        if let Some(remote_id) = remote_id {
+                            record_remote_id(conn, *id, remote_id, now)?;
+                        }
+                    }
                 }
             }
             Settlement::Retry {
@@ -289,6 +308,7 @@ pub(super) fn settle(
                 error,
                 refund,
             } => {
+                cancel_if_forgotten(conn, *id, now)?;
                 conn.prepare_cached(
                     "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, last_error = ?3,
                             attempts = max(0, attempts - ?4), lease_owner = NULL, lease_until = NULL
@@ -297,15 +317,60 @@ pub(super) fn settle(
                 .execute(params![id, at_ms, error, *refund as i64])?;
             }
             Settlement::Dead { id, error } => {
+                cancel_if_forgotten(conn, *id, now)?;
                 conn.prepare_cached(
                     "UPDATE outbox SET state = 'dead', last_error = ?2, finished_at = ?3, lease_owner = NULL,
                             lease_until = NULL
                       WHERE id = ?1 AND state IN ('pending', 'inflight')",
                 )?
                 .execute(params![id, error, now])?;
+                if row_op(conn, *id)? == Some(DeliveryOp::Forget) {
+                    refresh_forget_audit(conn, *id, now)?;
+                }
             }
         }
     }
+    Ok(())
+}
+
+fn row_op(conn: &Connection, id: i64) -> Result<Option<DeliveryOp>, StoreError> {
+    let op: Option<String> = conn
+        .prepare_cached("SELECT op FROM outbox WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(op.map(|o| match o.as_str() {
+        "forget" => DeliveryOp::Forget,
+        _ => DeliveryOp::Upsert,
+    }))
+}
+
+/// An upsert that was in flight when its person was forgotten (its payload erased) is not
+/// retried or dead-lettered with a vendor message that may quote the person: it ends here.
+fn cancel_if_forgotten(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE outbox SET state = 'done', last_error = NULL, finished_at = ?2, lease_owner = NULL,
+                lease_until = NULL
+          WHERE id = ?1 AND op = 'upsert' AND payload = '' AND state IN ('pending', 'inflight')",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
+}
+
+/// After a deletion delivery finished: its forget is `done` once every deletion is, `failed`
+/// once none is left queued and one was dead-lettered.
+fn refresh_forget_audit(conn: &Connection, delivery_id: i64, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE forget_audit SET
+                status = CASE WHEN open > 0 THEN 'pending' WHEN dead > 0 THEN 'failed' ELSE 'done' END,
+                finished_at = CASE WHEN open > 0 THEN NULL ELSE ?2 END
+           FROM (SELECT sum(o.state IN ('pending', 'inflight')) AS open, sum(o.state = 'dead') AS dead
+                   FROM outbox o
+                  WHERE o.op = 'forget'
+                    AND json_extract(o.payload, '$.audit_id') =
+                        (SELECT json_extract(payload, '$.audit_id') FROM outbox WHERE id = ?1))
+          WHERE forget_audit.id = (SELECT json_extract(payload, '$.audit_id') FROM outbox WHERE id = ?1)",
+    )?
+    .execute(params![delivery_id, now])?;
     Ok(())
 }
 
@@ -689,4 +754,221 @@ pub(super) fn ingest_page(
     }
     set_cursor(conn, cursor_name, cursor, now)?;
     Ok(out)
+}
+
+/// The per-database salt of identifier hashes, made (from the OS's randomness) on first use.
+fn identifier_salt(conn: &Connection) -> Result<String, StoreError> {
+    let existing: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'identifier_salt'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(salt) = existing {
+        return Ok(salt);
+    }
+    let bytes: [u8; 32] = rand::random();
+    let salt = hex::encode(bytes);
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('identifier_salt', ?1)",
+        [&salt],
+    )?;
+    Ok(salt)
+}
+
+/// Hex SHA-256 of `salt:identifier`: a repeated request matches; the identifier can't be read
+/// back, and without the salt (which never leaves the database) not even guessed from a list.
+pub(super) fn identifier_hash(salt: &str, identifier: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(salt.as_bytes());
+    h.update(b":");
+    h.update(identifier.as_bytes());
+    hex::encode(h.finalize())
+}
+
+pub(super) fn forget(
+    conn: &Connection,
+    identifier: &ForgetIdentifier,
+    targets: &[ForgetTarget],
+    now: i64,
+) -> Result<ForgetOutcome, StoreError> {
+    let salt = identifier_salt(conn)?;
+    let hash = identifier_hash(&salt, identifier.value());
+    let column = match identifier {
+        ForgetIdentifier::Email(_) => "email",
+        ForgetIdentifier::Phone(_) => "phone",
+    };
+    let person: Option<i64> = conn
+        .query_row(
+            &format!("SELECT id FROM people WHERE {column} = ?1"),
+            [identifier.value()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(person) = person else {
+        let earlier: Option<i64> = conn
+            .query_row(
+                "SELECT id FROM forget_audit WHERE identifier_hash = ?1 ORDER BY id DESC LIMIT 1",
+                [&hash],
+                |r| r.get(0),
+            )
+            .optional()?;
+        return Ok(match earlier {
+            Some(id) => ForgetOutcome::AlreadyForgotten {
+                audit: forget_audit(conn, id)?,
+            },
+            None => ForgetOutcome::NotFound,
+        });
+    };
+
+    // Leads: attribution fields only; the body as received is gone.
+    let leads: Vec<(String, String, String, i64)> = conn
+        .prepare_cached(
+            "SELECT id, lead_json, source, received_at FROM leads WHERE person_id = ?1
+              ORDER BY received_at, id",
+        )?
+        .query_map([person], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut update =
+        conn.prepare_cached("UPDATE leads SET lead_json = ?2, raw_body = x'' WHERE id = ?1")?;
+    for (id, json, source, received_at) in &leads {
+        let anonymised = crate::store::anonymise::anonymised_lead_json(json, source, *received_at);
+        update.execute(params![id, anonymised])?;
+    }
+    conn.execute(
+        "DELETE FROM idempotency_keys WHERE lead_id IN (SELECT id FROM leads WHERE person_id = ?1)",
+        [person],
+    )?;
+    conn.execute(
+        "UPDATE fetches SET request_json = '{}', last_error = NULL
+          WHERE lead_id IN (SELECT id FROM leads WHERE person_id = ?1)",
+        [person],
+    )?;
+    // Upserts not yet sent (or given up on) are cancelled: nothing about the person leaves after
+    // a forget. One in flight keeps its lease but loses its payload; it ends when it settles.
+    let cancelled = conn.execute(
+        "UPDATE outbox SET state = 'done', payload = '', last_error = NULL, finished_at = ?2,
+                lease_owner = NULL, lease_until = NULL
+          WHERE person_id = ?1 AND op = 'upsert' AND state IN ('pending', 'dead')",
+        params![person, now],
+    )?;
+    conn.execute(
+        "UPDATE outbox SET payload = '', last_error = NULL
+          WHERE person_id = ?1 AND op = 'upsert' AND state IN ('inflight', 'done')",
+        [person],
+    )?;
+
+    conn.execute(
+        "INSERT INTO forget_audit (person_id, requested_at, identifier_hash, connectors, status)
+         VALUES (?1, ?2, ?3, '[]', 'pending')",
+        params![person, now, hash],
+    )?;
+    let audit_id = conn.last_insert_rowid();
+
+    // The fan-out: every connector that knows the person, or may be about to (an upsert in
+    // flight settles before the deletion is claimed: per-person order).
+    let known: Vec<String> = conn
+        .prepare_cached(
+            "SELECT connector FROM person_remote_ids WHERE person_id = ?1
+             UNION
+             SELECT destination FROM outbox WHERE person_id = ?1 AND op = 'upsert' AND state = 'inflight'
+             ORDER BY 1",
+        )?
+        .query_map([person], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let last_lead: Option<String> = leads.last().map(|l| l.0.clone());
+    let mut fanout = Vec::new();
+    for connector in known {
+        let target = targets.iter().find(|t| t.destination == connector);
+        let (Some(target), Some(lead_id)) = (target, last_lead.as_deref()) else {
+            fanout.push(ForgetFanout {
+                connector,
+                status: "not_configured".to_owned(),
+                delivery_id: None,
+            });
+            continue;
+        };
+        conn.prepare_cached(
+            "INSERT INTO outbox (lead_id, person_id, flow, destination, payload, state, created_at,
+                                 next_attempt_at, op)
+             VALUES (?1, ?2, 'forget', ?3, ?4, 'pending', ?5, ?5, 'forget')",
+        )?
+        .execute(params![
+            lead_id,
+            person,
+            connector,
+            serde_json::json!({ "audit_id": audit_id }).to_string(),
+            now
+        ])?;
+        fanout.push(ForgetFanout {
+            connector,
+            status: if target.supports_deletion {
+                "queued"
+            } else {
+                "unsupported"
+            }
+            .to_owned(),
+            delivery_id: Some(conn.last_insert_rowid()),
+        });
+    }
+    let queued = fanout.iter().any(|f| f.delivery_id.is_some());
+    conn.execute(
+        "UPDATE forget_audit SET connectors = ?2, status = ?3, finished_at = ?4 WHERE id = ?1",
+        params![
+            audit_id,
+            serde_json::to_string(&fanout).unwrap_or_else(|_| "[]".to_owned()),
+            if queued { "pending" } else { "done" },
+            (!queued).then_some(now)
+        ],
+    )?;
+    conn.execute(
+        "UPDATE people SET email = NULL, phone = NULL, source_key = NULL, forgotten_at = ?2,
+                updated_at = ?2
+          WHERE id = ?1",
+        params![person, now],
+    )?;
+    Ok(ForgetOutcome::Forgotten {
+        audit: forget_audit(conn, audit_id)?,
+        leads: leads.len(),
+        cancelled_deliveries: cancelled,
+    })
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ForgetAudit> {
+    let connectors: String = r.get(4)?;
+    Ok(ForgetAudit {
+        id: r.get(0)?,
+        person_id: r.get(1)?,
+        requested_at_ms: r.get(2)?,
+        identifier_hash: r.get(3)?,
+        connectors: serde_json::from_str(&connectors).unwrap_or_default(),
+        status: r.get(5)?,
+        finished_at_ms: r.get(6)?,
+    })
+}
+
+const AUDIT_COLUMNS: &str =
+    "id, person_id, requested_at, identifier_hash, connectors, status, finished_at";
+
+fn forget_audit(conn: &Connection, id: i64) -> Result<ForgetAudit, StoreError> {
+    Ok(conn.query_row(
+        &format!("SELECT {AUDIT_COLUMNS} FROM forget_audit WHERE id = ?1"),
+        [id],
+        audit_row,
+    )?)
+}
+
+pub(super) fn forget_audits(
+    conn: &Connection,
+    limit: usize,
+) -> Result<Vec<ForgetAudit>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {AUDIT_COLUMNS} FROM forget_audit ORDER BY id DESC LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit as i64], audit_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

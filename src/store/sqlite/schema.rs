@@ -108,6 +108,26 @@ const MIGRATIONS: &[&str] = &[
         merged_at   INTEGER NOT NULL
     );
     "#,
+    // 4: `tandem forget`: deletion deliveries in the outbox, forgotten people, the audit of
+    // forgets (a salted hash instead of the identifier) and the per-database salt.
+    r#"
+    ALTER TABLE outbox ADD COLUMN op TEXT NOT NULL DEFAULT 'upsert' CHECK (op IN ('upsert', 'forget'));
+    ALTER TABLE people ADD COLUMN forgotten_at INTEGER;
+    CREATE TABLE meta (
+        key         TEXT PRIMARY KEY,
+        value       TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE forget_audit (
+        id              INTEGER PRIMARY KEY,
+        person_id       INTEGER NOT NULL,
+        requested_at    INTEGER NOT NULL,
+        identifier_hash TEXT NOT NULL,
+        connectors      TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
+        finished_at     INTEGER
+    );
+    CREATE INDEX forget_audit_by_hash ON forget_audit(identifier_hash);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -146,7 +166,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 10);
+        assert_eq!(tables, 12);
         conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
             .unwrap();
         assert!(matches!(migrate(&mut conn), Err(StoreError::Corrupt(_))));

@@ -3,7 +3,9 @@
 use std::{os::unix::fs::PermissionsExt, sync::Arc, time::Duration};
 
 use super::*;
-use crate::store::{LeadDelivery, PersonKey};
+use crate::store::{
+    DeliveryOp, ForgetIdentifier, ForgetOutcome, ForgetTarget, LeadDelivery, PersonKey,
+};
 
 fn open(dir: &tempfile::TempDir) -> SqliteStore {
     SqliteStore::open(&dir.path().join("t.db"), SqliteOptions::default()).unwrap()
@@ -616,4 +618,266 @@ async fn a_phone_shared_by_two_emails_keeps_them_two_people() {
         .query_row("SELECT count(*) FROM person_merges", [], |r| r.get(0))
         .unwrap();
     assert_eq!(merges, 0);
+}
+
+fn personal_lead(id: &str, email: &str, phone: Option<&str>, destinations: &[&str]) -> NewLead {
+    let mut l = lead(id, email, destinations);
+    l.lead_json = serde_json::json!({
+        "email": email, "phone": phone, "first_name": "Zelda",
+        "touchpoint": {"source": "web", "utm_campaign": "spring", "gclid": "GCL-1",
+                       "captured_at": "2026-11-01T10:00:00Z"}
+    })
+    .to_string();
+    l.raw_body = format!("email={email}&first_name=Zelda").into_bytes();
+    l.person.phone = phone.map(str::to_owned);
+    for d in &mut l.deliveries {
+        d.payload = format!(r#"{{"properties":{{"email":"{email}","firstname":"Zelda"}}}}"#);
+    }
+    l
+}
+
+/// Every text or blob value in every table that contains `needle`, as `table.column`.
+fn occurrences(path: &std::path::Path, needle: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut found = Vec::new();
+    for t in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for (i, name) in names.iter().enumerate() {
+                let text = match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => {
+                        String::from_utf8_lossy(b).into_owned()
+                    }
+                    _ => continue,
+                };
+                if text.contains(needle) {
+                    found.push(format!("{t}.{name}"));
+                }
+            }
+        }
+    }
+    found
+}
+
+fn crm_target(supports_deletion: bool) -> Vec<ForgetTarget> {
+    vec![ForgetTarget {
+        destination: "crm".into(),
+        supports_deletion,
+    }]
+}
+
+#[tokio::test]
+async fn forget_erases_personal_data_cancels_upserts_queues_deletions_and_audits_a_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let path = dir.path().join("t.db");
+    let mut first = personal_lead("Z1", "zelda@x.co", Some("+14155550111"), &["crm", "old"]);
+    first.idempotency_key = Some("evt-1".into());
+    s.ingest(first).await.unwrap();
+    s.ingest(lead("B1", "bob@x.co", &["crm"])).await.unwrap();
+    // Zelda reached the CRM once; an upsert to "old" is in flight when she is forgotten.
+    let claimed = s.claim("crm", "w", 10, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|c| c.op == DeliveryOp::Upsert));
+    s.settle(
+        claimed
+            .iter()
+            .map(|c| Settlement::Done {
+                id: c.id,
+                remote_id: Some(format!("R-{}", c.lead_id)),
+            })
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let in_flight = s.claim("old", "w", 10, LEASE).await.unwrap();
+    assert_eq!(in_flight.len(), 1);
+    s.ingest(personal_lead("Z2", "zelda@x.co", None, &["crm"]))
+        .await
+        .unwrap();
+
+    let outcome = s
+        .forget(
+            ForgetIdentifier::Email("zelda@x.co".into()),
+            crm_target(true),
+        )
+        .await
+        .unwrap();
+    let ForgetOutcome::Forgotten {
+        audit,
+        leads,
+        cancelled_deliveries,
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        (leads, cancelled_deliveries),
+        (2, 1),
+        "Z2's upsert is cancelled"
+    );
+    assert_eq!(audit.status, "pending");
+    assert_eq!(audit.identifier_hash.len(), 64);
+    let fanout: Vec<(&str, &str)> = audit
+        .connectors
+        .iter()
+        .map(|f| (f.connector.as_str(), f.status.as_str()))
+        .collect();
+    assert_eq!(fanout, [("crm", "queued"), ("old", "not_configured")]);
+    for needle in ["zelda@x.co", "4155550111", "Zelda", "GCL-1", "evt-1"] {
+        assert_eq!(occurrences(&path, needle), Vec::<String>::new(), "{needle}");
+    }
+    assert!(
+        !occurrences(&path, "bob@x.co").is_empty(),
+        "Bob is untouched"
+    );
+    let kept = s.leads_since(vec!["web".into()], 0).await.unwrap();
+    let z1 = kept.iter().find(|l| l.id == "Z1").unwrap();
+    let anonymised: tandem_connectors::Lead = serde_json::from_str(&z1.lead_json).unwrap();
+    assert_eq!(
+        anonymised.touchpoint.utm_campaign.as_deref(),
+        Some("spring")
+    );
+    assert_eq!(anonymised.touchpoint.captured_at, "2026-11-01T10:00:00Z");
+
+    // Nothing but the deletion is left for the CRM; it carries the id the CRM gave Zelda.
+    let next = s.claim("crm", "w", 10, LEASE).await.unwrap();
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(next[0].op, DeliveryOp::Forget);
+    assert_eq!(next[0].remote_id.as_deref(), Some("R-Z1"));
+    s.settle(vec![Settlement::Done {
+        id: next[0].id,
+        remote_id: Some("R-Z1".into()),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.remote_id(audit.person_id, "crm").await.unwrap(), None);
+    let audits = s.forget_audits(10).await.unwrap();
+    assert_eq!(
+        (audits[0].id, audits[0].status.as_str()),
+        (audit.id, "done")
+    );
+    assert!(audits[0].finished_at_ms.is_some());
+
+    // The upsert that was in flight ends when it settles, and is never retried.
+    s.settle(vec![Settlement::Retry {
+        id: in_flight[0].id,
+        at_ms: 0,
+        error: "vendor said zelda@x.co is odd".into(),
+        refund: false,
+    }])
+    .await
+    .unwrap();
+    assert!(s.claim("old", "w", 10, LEASE).await.unwrap().is_empty());
+    assert!(occurrences(&path, "zelda@x.co").is_empty());
+
+    // Asked again: recognised by the hash; a stranger is not found.
+    match s
+        .forget(
+            ForgetIdentifier::Email("zelda@x.co".into()),
+            crm_target(true),
+        )
+        .await
+        .unwrap()
+    {
+        ForgetOutcome::AlreadyForgotten { audit: again } => assert_eq!(again.id, audit.id),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.forget(
+            ForgetIdentifier::Email("nobody@x.co".into()),
+            crm_target(true)
+        )
+        .await
+        .unwrap(),
+        ForgetOutcome::NotFound
+    );
+    // Zelda comes back: a new person, who can be forgotten in turn.
+    s.ingest(lead("Z3", "zelda@x.co", &[])).await.unwrap();
+    assert!(matches!(
+        s.forget(
+            ForgetIdentifier::Email("zelda@x.co".into()),
+            crm_target(true)
+        )
+        .await
+        .unwrap(),
+        ForgetOutcome::Forgotten { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_deletion_the_connector_cannot_do_dead_letters_and_fails_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    s.ingest(lead_with("P1", None, Some("+14155550122")))
+        .await
+        .unwrap();
+    let c = s.claim("crm", "w", 10, LEASE).await.unwrap();
+    s.settle(vec![Settlement::Done {
+        id: c[0].id,
+        remote_id: Some("R-P1".into()),
+    }])
+    .await
+    .unwrap();
+    let ForgetOutcome::Forgotten { audit, .. } = s
+        .forget(
+            ForgetIdentifier::Phone("+14155550122".into()),
+            crm_target(false),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(audit.connectors[0].status, "unsupported");
+    let c = s.claim("crm", "w", 10, LEASE).await.unwrap();
+    assert_eq!(c[0].op, DeliveryOp::Forget);
+    s.settle(vec![Settlement::Dead {
+        id: c[0].id,
+        error: "can't delete".into(),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.forget_audits(1).await.unwrap()[0].status, "failed");
+    assert_eq!(s.dead_letters(None, 10).await.unwrap()[0].flow, "forget");
+
+    // A person no CRM knows: nothing to fan out, the audit is done at once; one salt per file.
+    s.ingest(lead("Q1", "quiet@x.co", &[])).await.unwrap();
+    let ForgetOutcome::Forgotten { audit, .. } = s
+        .forget(
+            ForgetIdentifier::Email("quiet@x.co".into()),
+            crm_target(true),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(audit.connectors.is_empty());
+    assert_eq!(audit.status, "done");
+    let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    let salt: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'identifier_salt'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        audit.identifier_hash,
+        super::queries::identifier_hash(&salt, "quiet@x.co")
+    );
+    assert_ne!(
+        audit.identifier_hash,
+        super::queries::identifier_hash("other", "quiet@x.co")
+    );
 }

@@ -761,6 +761,42 @@ pub async fn read(State(state): State<SandboxState>, headers: HeaderMap, body: B
     (StatusCode::MULTI_STATUS, Json(body)).into_response()
 }
 
+/// `POST /crm/v3/objects/contacts/gdpr-delete` (`PublicGdprDeleteInput`): the contact is gone for
+/// good, 204 without a body. An unknown id answers 404. (HubSpot also blocklists an email it
+/// doesn't know when `idProperty` is `email`; the sandbox just answers 404.)
+pub async fn gdpr_delete(
+    State(state): State<SandboxState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.world().stats.gdpr_delete_calls += 1;
+    let value = match parse_json(&state, &headers, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(object_id) = value.get("objectId").and_then(as_text) else {
+        return missing_fields("PublicGdprDeleteInput", &["objectId"], &state);
+    };
+    let id_property = value
+        .get("idProperty")
+        .and_then(Value::as_str)
+        .unwrap_or("hs_object_id")
+        .to_owned();
+    let mut w = state.world();
+    let Some(n) = w.find(&id_property, &object_id) else {
+        drop(w);
+        return errors::not_found(cid(&state));
+    };
+    if let Some(contact) = w.contacts.remove(&n)
+        && let Some(email) = contact.properties.get("email")
+    {
+        let email = email.clone();
+        w.by_email.remove(&email);
+    }
+    w.stats.gdpr_deleted += 1;
+    StatusCode::NO_CONTENT.into_response()
+}
+
 pub async fn get_one(
     State(state): State<SandboxState>,
     Path(id): Path<String>,

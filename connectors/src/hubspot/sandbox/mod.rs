@@ -2,6 +2,7 @@
 //! same paths (v3 and the `2026-03` date-versioned prefix), bodies, 100-input batch limit, error
 //! bodies, rolling 10-second rate limit with HubSpot's headers and 429 body, cursor paging and
 //! 207 partial failures, plus fault injection for every failure the real API can produce.
+//! `POST …/contacts/gdpr-delete` permanently deletes one contact (204; 404 for an unknown one).
 //! Also the contact properties list (`GET /crm/v3/properties/contacts`) and the OAuth token
 //! endpoint (`POST /oauth/v1/token`, refresh grant) with expiring access tokens.
 //!
@@ -230,6 +231,9 @@ pub struct SandboxStats {
     /// Successful `POST /oauth/v1/token` refreshes, and refused token requests.
     pub token_refreshes: u64,
     pub token_refused: u64,
+    /// `POST …/contacts/gdpr-delete` calls, and how many of them deleted a contact.
+    pub gdpr_delete_calls: u64,
+    pub gdpr_deleted: u64,
 }
 
 /// The whole fake as an axum router, for embedding in another server.
@@ -239,6 +243,7 @@ pub fn router(state: SandboxState) -> Router {
         .route("/batch/upsert", post(contacts::upsert))
         .route("/batch/create", post(contacts::create))
         .route("/batch/read", post(contacts::read))
+        .route("/gdpr-delete", post(contacts::gdpr_delete))
         .route("/{id}", get(contacts::get_one));
     let api = Router::new()
         .nest("/crm/v3/objects/contacts", contacts.clone())
