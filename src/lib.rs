@@ -10,6 +10,7 @@
 //! - [`daemon`]: wiring and lifecycle (signals, reload, sd-notify).
 //! - [`cli`]: the command line.
 
+pub mod attribution;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -18,4 +19,3 @@ pub mod identity;
 pub mod intake;
 pub mod mapping;
 pub mod store;
-pub mod attribution;
