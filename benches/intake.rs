@@ -27,23 +27,19 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+mod common;
+
+use common::{env_num, lead_body, ms, new_lead, print_machine};
 use serde_json::{Value, json};
 use tandem::{
     config::Config,
     daemon::Daemon,
     store::{
-        LeadDelivery, NewLead, PersonKey, Store,
+        Store,
         sqlite::{SqliteOptions, SqliteStore},
     },
 };
 use tandem_connectors::hubspot::sandbox::{HubspotSandbox, SandboxOptions};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; `cargo test --benches` would too. Accept and ignore flags.
@@ -65,7 +61,8 @@ async fn run() -> anyhow::Result<()> {
         clients: env_num("BENCH_CLIENTS", 64) as usize,
         burst: env_num("BENCH_BURST", 10_000) as usize,
     };
-    print_machine(&s);
+    print_machine();
+    print_settings(&s);
 
     let raw = bench_raw_sqlite(&s).await?;
     println!(
@@ -185,31 +182,12 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn print_machine(s: &Settings) {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    println!("machine: {cpus} CPUs, {model}, Linux {}", kernel.trim());
+fn print_settings(s: &Settings) {
     println!(
-        "settings: {} s per timed phase, {} concurrent clients, burst of {} leads; state on {}",
+        "settings: {} s per timed phase, {} concurrent clients, burst of {} leads",
         s.seconds.as_secs(),
         s.clients,
-        s.burst,
-        std::env::temp_dir().display()
+        s.burst
     );
 }
 
@@ -223,21 +201,6 @@ struct Load {
     p50: Duration,
     p99: Duration,
     max: Duration,
-}
-
-fn lead_body(n: u64) -> Value {
-    json!({
-        "email": format!("lead{n}@example.com"),
-        "first_name": "Ada",
-        "last_name": format!("Lovelace{n}"),
-        "phone": format!("+1 415 555 {:04}", n % 10_000),
-        "company": "Analytical Engines Ltd",
-        "utm_source": "google",
-        "utm_medium": "cpc",
-        "utm_campaign": "autumn-launch",
-        "gclid": format!("Cj0KCQiA{n:016x}"),
-        "landing_page": "https://example.com/pricing?plan=pro",
-    })
 }
 
 /// POSTs to `url` from `clients` clients until `until` passes (or `total` leads were sent, when given).
@@ -320,45 +283,6 @@ struct Raw {
     per_commit: f64,
 }
 
-fn new_lead(n: u64) -> NewLead {
-    let body = lead_body(n);
-    let email = format!("lead{n}@example.com");
-    let lead_json = json!({
-        "email": email,
-        "phone": format!("+1415555{:04}", n % 10_000),
-        "first_name": "Ada",
-        "last_name": format!("Lovelace{n}"),
-        "company": "Analytical Engines Ltd",
-        "custom": {},
-        "touchpoint": {
-            "source": "website",
-            "utm_source": "google", "utm_medium": "cpc", "utm_campaign": "autumn-launch",
-            "gclid": format!("Cj0KCQiA{n:016x}"),
-            "landing_page": "https://example.com/pricing?plan=pro",
-            "captured_at": "2026-11-20T10:00:00Z",
-        },
-    });
-    let payload = json!({"email": email, "firstname": "Ada", "phone": format!("+1415555{:04}", n % 10_000), "lifecyclestage": "lead"});
-    NewLead {
-        id: format!("01900000-0000-7000-8000-{n:012x}"),
-        source: "website".into(),
-        received_at_ms: jiff::Timestamp::now().as_millisecond(),
-        lead_json: lead_json.to_string(),
-        raw_body: serde_json::to_vec(&body).unwrap_or_default(),
-        content_type: Some("application/json".into()),
-        person: PersonKey {
-            email: Some(email),
-            ..Default::default()
-        },
-        idempotency_key: None,
-        deliveries: vec![LeadDelivery {
-            flow: "inbound".into(),
-            destination: "hubspot".into(),
-            payload: payload.to_string(),
-        }],
-    }
-}
-
 async fn bench_raw_sqlite(s: &Settings) -> anyhow::Result<Raw> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("raw.db");
@@ -436,43 +360,6 @@ async fn bench_http_ceiling(s: &Settings) -> anyhow::Result<Load> {
 // ---------------------------------------------------------------------------------------------
 // (c) durable intake and (d) burst: the real daemon against the HubSpot sandbox.
 
-fn config_text(hubspot_url: &str, state: &std::path::Path, hubspot_extra: &str) -> String {
-    format!(
-        r#"
-[daemon]
-listen = "127.0.0.1:0"
-state = "sqlite:{state}"
-stop_timeout = "5s"
-
-[daemon.limits]
-max_pending_writes = 100000
-
-[connectors.website]
-kind = "webhook"
-default_region = "US"
-
-[connectors.hubspot]
-kind = "hubspot"
-token = "sandbox-token"
-base_url = "{hubspot_url}"
-{hubspot_extra}
-
-[flows.inbound]
-from = ["website"]
-to = "hubspot"
-
-[flows.inbound.fields]
-email = "{{{{ lead.email }}}}"
-firstname = "{{{{ lead.first_name }}}}"
-lastname = "{{{{ lead.last_name }}}}"
-phone = "{{{{ lead.phone }}}}"
-company = "{{{{ lead.company }}}}"
-lifecyclestage = "lead"
-"#,
-        state = state.display()
-    )
-}
-
 struct Stack {
     sandbox: HubspotSandbox,
     daemon: Daemon,
@@ -484,9 +371,11 @@ async fn start_stack(hubspot_extra: &str) -> anyhow::Result<Stack> {
     let sandbox =
         HubspotSandbox::start(([127, 0, 0, 1], 0).into(), SandboxOptions::default()).await?;
     let dir = tempfile::tempdir()?;
-    let text = config_text(
-        &sandbox.base_url(),
+    let text = common::hubspot_config(
+        "127.0.0.1:0",
         &dir.path().join("tandem.db"),
+        &sandbox.base_url(),
+        "",
         hubspot_extra,
     );
     let config = Config::from_str_at(&text, &dir.path().join("tandem.toml"))

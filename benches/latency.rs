@@ -26,42 +26,6 @@ use tandem_connectors::hubspot::sandbox::{HubspotSandbox, SandboxOptions};
 const MAX_IN_FLIGHT: usize = 512;
 const WARMUP: Duration = Duration::from_secs(1);
 
-fn config_text(hubspot_url: &str, state: &std::path::Path) -> String {
-    format!(
-        r#"
-[daemon]
-listen = "127.0.0.1:0"
-state = "sqlite:{state}"
-stop_timeout = "5s"
-
-[daemon.limits]
-max_pending_writes = 100000
-
-[connectors.website]
-kind = "webhook"
-default_region = "US"
-
-[connectors.hubspot]
-kind = "hubspot"
-token = "sandbox-token"
-base_url = "{hubspot_url}"
-
-[flows.inbound]
-from = ["website"]
-to = "hubspot"
-
-[flows.inbound.fields]
-email = "{{{{ lead.email }}}}"
-firstname = "{{{{ lead.first_name }}}}"
-lastname = "{{{{ lead.last_name }}}}"
-phone = "{{{{ lead.phone }}}}"
-company = "{{{{ lead.company }}}}"
-lifecyclestage = "lead"
-"#,
-        state = state.display()
-    )
-}
-
 struct Row {
     rate: f64,
     ceiling: OpenLoop,
@@ -111,7 +75,13 @@ fn main() -> anyhow::Result<()> {
             let sandbox =
                 HubspotSandbox::start(([127, 0, 0, 1], 0).into(), SandboxOptions::default())
                     .await?;
-            let text = config_text(&sandbox.base_url(), &dir.path().join("tandem.db"));
+            let text = common::hubspot_config(
+                "127.0.0.1:0",
+                &dir.path().join("tandem.db"),
+                &sandbox.base_url(),
+                "",
+                "",
+            );
             let config = Config::from_str_at(&text, &dir.path().join("tandem.toml"))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let daemon = Daemon::start(config).await?;

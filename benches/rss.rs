@@ -40,9 +40,9 @@ use std::{
 use common::{
     Rss, closed_loop, env_num, median, mib, ms, open_loop, print_load, print_machine, rss_of,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tandem::store::{
-    LeadDelivery, NewLead, PersonKey, Store,
+    Store,
     sqlite::{SqliteOptions, SqliteStore},
 };
 use tandem_connectors::hubspot::sandbox::{HubspotSandbox, SandboxOptions};
@@ -55,42 +55,9 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn config_text(listen: &str, hubspot_url: &str, state: &Path, hubspot_extra: &str) -> String {
-    format!(
-        r#"
-[daemon]
-listen = "{listen}"
-state = "sqlite:{state}"
-admin_token = "{ADMIN}"
-stop_timeout = "5s"
-
-[daemon.limits]
-max_pending_writes = 100000
-
-[connectors.website]
-kind = "webhook"
-default_region = "US"
-
-[connectors.hubspot]
-kind = "hubspot"
-token = "sandbox-token"
-base_url = "{hubspot_url}"
-{hubspot_extra}
-
-[flows.inbound]
-from = ["website"]
-to = "hubspot"
-
-[flows.inbound.fields]
-email = "{{{{ lead.email }}}}"
-firstname = "{{{{ lead.first_name }}}}"
-lastname = "{{{{ lead.last_name }}}}"
-phone = "{{{{ lead.phone }}}}"
-company = "{{{{ lead.company }}}}"
-lifecyclestage = "lead"
-"#,
-        state = state.display()
-    )
+/// `[daemon]` line: the CLI's status calls need the admin API.
+fn admin_line() -> String {
+    format!("admin_token = \"{ADMIN}\"")
 }
 
 /// A `tandem run` child process.
@@ -233,49 +200,6 @@ fn sampler(pid: u32) -> (Arc<AtomicBool>, tokio::task::JoinHandle<Vec<Rss>>) {
     (stop, task)
 }
 
-/// What intake commits for `lead_body(n)` with the bench config: the canonical lead, the raw
-/// body, one delivery to `hubspot` with its rendered payload.
-fn new_lead(n: u64) -> NewLead {
-    let body = common::lead_body(n);
-    let email = format!("lead{n}@example.com");
-    let phone = format!("+1415555{:04}", n % 10_000);
-    let lead_json = json!({
-        "email": email,
-        "phone": phone,
-        "first_name": "Ada",
-        "last_name": format!("Lovelace{n}"),
-        "company": "Analytical Engines Ltd",
-        "custom": {},
-        "touchpoint": {
-            "source": "website",
-            "utm_source": "google", "utm_medium": "cpc", "utm_campaign": "autumn-launch",
-            "gclid": format!("Cj0KCQiA{n:016x}"),
-            "landing_page": "https://example.com/pricing?plan=pro",
-            "captured_at": "2026-11-20T10:00:00Z",
-        },
-    });
-    let payload = json!({"email": email, "firstname": "Ada", "lastname": format!("Lovelace{n}"),
-        "phone": phone, "company": "Analytical Engines Ltd", "lifecyclestage": "lead"});
-    NewLead {
-        id: format!("01900000-0000-7000-8000-{n:012x}"),
-        source: "website".into(),
-        received_at_ms: jiff::Timestamp::now().as_millisecond(),
-        lead_json: lead_json.to_string(),
-        raw_body: serde_json::to_vec(&body).unwrap_or_default(),
-        content_type: Some("application/json".into()),
-        person: PersonKey {
-            email: Some(email),
-            ..Default::default()
-        },
-        idempotency_key: None,
-        deliveries: vec![LeadDelivery {
-            flow: "inbound".into(),
-            destination: "hubspot".into(),
-            payload: payload.to_string(),
-        }],
-    }
-}
-
 /// Inserts leads `first..first + count` through the store API from 64 tasks.
 async fn ingest_direct(state: PathBuf, first: u64, count: u64) -> anyhow::Result<Duration> {
     let store = Arc::new(
@@ -293,7 +217,7 @@ async fn ingest_direct(state: PathBuf, first: u64, count: u64) -> anyhow::Result
                 if n >= first + count {
                     return anyhow::Ok(());
                 }
-                store.ingest(new_lead(n)).await?;
+                store.ingest(common::new_lead(n)).await?;
             }
         });
     }
@@ -360,10 +284,11 @@ async fn run() -> anyhow::Result<()> {
     let config = dir.path().join("running.toml");
     std::fs::write(
         &config,
-        config_text(
+        common::hubspot_config(
             &addr,
-            &sandbox.base_url(),
             &dir.path().join("running.db"),
+            &sandbox.base_url(),
+            &admin_line(),
             "",
         ),
     )?;
@@ -413,7 +338,13 @@ async fn run() -> anyhow::Result<()> {
     let log = dir.path().join("queued.log");
     std::fs::write(
         &config,
-        config_text(&addr, &sandbox.base_url(), &state, r#"rate_limit = "1/1h""#),
+        common::hubspot_config(
+            &addr,
+            &state,
+            &sandbox.base_url(),
+            &admin_line(),
+            r#"rate_limit = "1/1h""#,
+        ),
     )?;
     let t = Tandem::start(&config, &addr, &log).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;

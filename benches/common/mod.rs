@@ -1,5 +1,5 @@
-//! Shared by the benches in this folder (`latency`, `rss`, `crm_burst`): the machine line, the
-//! lead bodies, the answer-only HTTP ceiling server, an open-loop load generator, percentiles
+//! Shared by the benches in this folder (`intake`, `latency`, `rss`, `crm_burst`): the machine
+//! line, the daemon config, the lead bodies and what intake stores for them, the answer-only HTTP ceiling server, an open-loop load generator, percentiles
 //! and `/proc` RSS readings. Not a bench itself: cargo only discovers `benches/*.rs` and
 //! `benches/*/main.rs`.
 #![allow(dead_code)]
@@ -18,6 +18,7 @@ use axum::{
     routing::post,
 };
 use serde_json::{Value, json};
+use tandem::store::{LeadDelivery, NewLead, PersonKey};
 
 pub fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -88,6 +89,96 @@ pub fn lead_body(n: u64) -> Value {
         "gclid": format!("Cj0KCQiA{n:016x}"),
         "landing_page": "https://example.com/pricing?plan=pro",
     })
+}
+
+/// The daemon config every HubSpot bench runs: a generic webhook source into the HubSpot
+/// sandbox at `hubspot_url`. `daemon_extra` adds `[daemon]` lines (e.g. an admin token);
+/// `hubspot_extra` adds `[connectors.hubspot]` lines (e.g. a rate limit that holds delivery back).
+pub fn hubspot_config(
+    listen: &str,
+    state: &std::path::Path,
+    hubspot_url: &str,
+    daemon_extra: &str,
+    hubspot_extra: &str,
+) -> String {
+    format!(
+        r#"
+[daemon]
+listen = "{listen}"
+state = "sqlite:{state}"
+stop_timeout = "5s"
+{daemon_extra}
+
+[daemon.limits]
+max_pending_writes = 100000
+
+[connectors.website]
+kind = "webhook"
+default_region = "US"
+
+[connectors.hubspot]
+kind = "hubspot"
+token = "sandbox-token"
+base_url = "{hubspot_url}"
+{hubspot_extra}
+
+[flows.inbound]
+from = ["website"]
+to = "hubspot"
+
+[flows.inbound.fields]
+email = "{{{{ lead.email }}}}"
+firstname = "{{{{ lead.first_name }}}}"
+lastname = "{{{{ lead.last_name }}}}"
+phone = "{{{{ lead.phone }}}}"
+company = "{{{{ lead.company }}}}"
+lifecyclestage = "lead"
+"#,
+        state = state.display()
+    )
+}
+
+/// What intake commits for `lead_body(n)` with the bench config: the canonical lead, the raw
+/// body, one delivery to `hubspot` with its rendered payload.
+pub fn new_lead(n: u64) -> NewLead {
+    let body = lead_body(n);
+    let email = format!("lead{n}@example.com");
+    let phone = format!("+1415555{:04}", n % 10_000);
+    let lead_json = json!({
+        "email": email,
+        "phone": phone,
+        "first_name": "Ada",
+        "last_name": format!("Lovelace{n}"),
+        "company": "Analytical Engines Ltd",
+        "custom": {},
+        "touchpoint": {
+            "source": "website",
+            "utm_source": "google", "utm_medium": "cpc", "utm_campaign": "autumn-launch",
+            "gclid": format!("Cj0KCQiA{n:016x}"),
+            "landing_page": "https://example.com/pricing?plan=pro",
+            "captured_at": "2026-11-20T10:00:00Z",
+        },
+    });
+    let payload = json!({"email": email, "firstname": "Ada", "lastname": format!("Lovelace{n}"),
+        "phone": phone, "company": "Analytical Engines Ltd", "lifecyclestage": "lead"});
+    NewLead {
+        id: format!("01900000-0000-7000-8000-{n:012x}"),
+        source: "website".into(),
+        received_at_ms: jiff::Timestamp::now().as_millisecond(),
+        lead_json: lead_json.to_string(),
+        raw_body: serde_json::to_vec(&body).unwrap_or_default(),
+        content_type: Some("application/json".into()),
+        person: PersonKey {
+            email: Some(email),
+            ..Default::default()
+        },
+        idempotency_key: None,
+        deliveries: vec![LeadDelivery {
+            flow: "inbound".into(),
+            destination: "hubspot".into(),
+            payload: payload.to_string(),
+        }],
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
