@@ -48,6 +48,36 @@ pub enum CallError {
     Permanent { message: String },
 }
 
+impl CallError {
+    /// The common reading of an HTTP status, for every connector: 429 is throttling (wait
+    /// `throttle_wait`); 401/403 are credentials; 408, 425 and 5xx are about the moment (retry,
+    /// no sooner than `retry_after`); any other status is a verdict on the request. Connectors
+    /// match their vendor's own exceptions first and fall back to this.
+    pub fn from_status(
+        status: u16,
+        message: String,
+        throttle_wait: Duration,
+        retry_after: Option<Duration>,
+    ) -> CallError {
+        match status {
+            429 => CallError::RateLimited {
+                message,
+                retry_after: throttle_wait,
+            },
+            401 | 403 => CallError::Auth { status, message },
+            408 | 425 => CallError::Transient {
+                message,
+                retry_after,
+            },
+            s if s >= 500 => CallError::Transient {
+                message,
+                retry_after,
+            },
+            _ => CallError::Permanent { message },
+        }
+    }
+}
+
 /// A successful call: one result per input record, in input order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchOutcome {

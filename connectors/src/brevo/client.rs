@@ -166,25 +166,13 @@ fn describe(status: StatusCode, body: &[u8]) -> String {
 /// A non-success answer, as what the engine should do next.
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallError {
     let message = describe(status, body);
-    match status.as_u16() {
-        429 => CallError::RateLimited {
-            message,
-            retry_after: retry_after(headers).unwrap_or(DEFAULT_THROTTLE),
-        },
-        401 | 403 => CallError::Auth {
-            status: status.as_u16(),
-            message,
-        },
-        408 | 425 => CallError::Transient {
-            message,
-            retry_after: retry_after(headers),
-        },
-        s if s >= 500 => CallError::Transient {
-            message,
-            retry_after: retry_after(headers),
-        },
-        _ => CallError::Permanent { message },
-    }
+    let retry_after = retry_after(headers);
+    CallError::from_status(
+        status.as_u16(),
+        message,
+        retry_after.unwrap_or(DEFAULT_THROTTLE),
+        retry_after,
+    )
 }
 
 /// A decoded page: its leads, how many contacts it held, its newest stamp and Brevo's `count`.

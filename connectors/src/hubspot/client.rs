@@ -258,26 +258,12 @@ fn describe_error_body(status: StatusCode, body: &[u8]) -> String {
 /// Classify a non-success status into what the engine should do.
 pub(crate) fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallError {
     let message = describe_error_body(status, body);
-    match status.as_u16() {
-        429 => CallError::RateLimited {
-            message,
-            retry_after: limits::throttle_wait(headers),
-        },
-        401 | 403 => CallError::Auth {
-            status: status.as_u16(),
-            message,
-        },
-        // Request timeout and "too early" are about the moment, not the data.
-        408 | 425 => CallError::Transient {
-            message,
-            retry_after: limits::retry_after(headers),
-        },
-        s if s >= 500 => CallError::Transient {
-            message,
-            retry_after: limits::retry_after(headers),
-        },
-        _ => CallError::Permanent { message },
-    }
+    CallError::from_status(
+        status.as_u16(),
+        message,
+        limits::throttle_wait(headers),
+        limits::retry_after(headers),
+    )
 }
 
 #[async_trait]

@@ -314,29 +314,13 @@ fn describe(status: StatusCode, body: &[u8]) -> String {
 /// A non-success answer in the engine's terms.
 pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], now_ms: i64) -> CallError {
     let message = describe(status, body);
-    match status.as_u16() {
-        429 => CallError::RateLimited {
-            message,
-            retry_after: retry_after(headers).unwrap_or_else(|| {
-                THROTTLE_WAIT
-                    .min(until_utc_midnight(now_ms))
-                    .max(Duration::from_secs(1))
-            }),
-        },
-        401 | 403 => CallError::Auth {
-            status: status.as_u16(),
-            message,
-        },
-        408 | 425 => CallError::Transient {
-            message,
-            retry_after: retry_after(headers),
-        },
-        s if s >= 500 => CallError::Transient {
-            message,
-            retry_after: retry_after(headers),
-        },
-        _ => CallError::Permanent { message },
-    }
+    let retry_after = retry_after(headers);
+    let throttle_wait = retry_after.unwrap_or_else(|| {
+        THROTTLE_WAIT
+            .min(until_utc_midnight(now_ms))
+            .max(Duration::from_secs(1))
+    });
+    CallError::from_status(status.as_u16(), message, throttle_wait, retry_after)
 }
 
 #[async_trait]

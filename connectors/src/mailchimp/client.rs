@@ -240,34 +240,16 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallErr
             }
         }
     };
+    let retry_after = retry_after(headers);
+    let throttle_wait = retry_after.unwrap_or(THROTTLE_WAIT);
     match status.as_u16() {
-        429 => CallError::RateLimited {
-            message,
-            retry_after: retry_after(headers).unwrap_or(THROTTLE_WAIT),
-        },
-        401 => CallError::Auth {
-            status: 401,
-            message,
-        },
         // Under very high load Mailchimp's edge answers a bare 403 (no problem body): a
         // throttle, not a verdict on the credentials.
         403 if problem.is_none() => CallError::RateLimited {
             message,
-            retry_after: retry_after(headers).unwrap_or(THROTTLE_WAIT),
+            retry_after: throttle_wait,
         },
-        403 => CallError::Auth {
-            status: 403,
-            message,
-        },
-        408 | 425 => CallError::Transient {
-            message,
-            retry_after: retry_after(headers),
-        },
-        s if s >= 500 => CallError::Transient {
-            message,
-            retry_after: retry_after(headers),
-        },
-        _ => CallError::Permanent { message },
+        s => CallError::from_status(s, message, throttle_wait, retry_after),
     }
 }
 

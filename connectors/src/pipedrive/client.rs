@@ -265,25 +265,12 @@ pub(super) fn describe_error(status: StatusCode, body: &[u8]) -> String {
 /// What a non-success answer means for the engine.
 pub(super) fn classify(answer: &Answer) -> CallError {
     let message = describe_error(answer.status, &answer.body);
-    match answer.status.as_u16() {
-        429 => CallError::RateLimited {
-            message,
-            retry_after: limits::throttle_wait(&answer.headers),
-        },
-        401 | 403 => CallError::Auth {
-            status: answer.status.as_u16(),
-            message,
-        },
-        408 | 425 => CallError::Transient {
-            message,
-            retry_after: limits::retry_after(&answer.headers),
-        },
-        s if s >= 500 => CallError::Transient {
-            message,
-            retry_after: limits::retry_after(&answer.headers),
-        },
-        _ => CallError::Permanent { message },
-    }
+    CallError::from_status(
+        answer.status.as_u16(),
+        message,
+        limits::throttle_wait(&answer.headers),
+        limits::retry_after(&answer.headers),
+    )
 }
 
 /// The `data` of a success envelope.

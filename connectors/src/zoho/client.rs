@@ -299,25 +299,12 @@ pub(super) fn describe_error_body(status: StatusCode, body: &[u8]) -> String {
 /// Classify a whole-call failure into what the engine should do.
 pub(super) fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallError {
     let message = describe_error_body(status, body);
-    match status.as_u16() {
-        429 => CallError::RateLimited {
-            message,
-            retry_after: limits::throttle_wait(headers),
-        },
-        401 | 403 => CallError::Auth {
-            status: status.as_u16(),
-            message,
-        },
-        408 | 425 => CallError::Transient {
-            message,
-            retry_after: crate::hubspot::limits::retry_after(headers),
-        },
-        s if s >= 500 => CallError::Transient {
-            message,
-            retry_after: crate::hubspot::limits::retry_after(headers),
-        },
-        _ => CallError::Permanent { message },
-    }
+    CallError::from_status(
+        status.as_u16(),
+        message,
+        limits::throttle_wait(headers),
+        crate::hubspot::limits::retry_after(headers),
+    )
 }
 
 #[async_trait]
