@@ -14,6 +14,7 @@ pub mod linkedin_lead_gen;
 pub mod mailchimp;
 pub mod model;
 pub mod oauth;
+pub mod outcome;
 pub mod pipedrive;
 pub mod poll_window;
 pub mod salesforce;
@@ -23,6 +24,7 @@ pub mod sink;
 pub mod source;
 pub mod units;
 pub mod webhook;
+pub mod writeback;
 pub mod zoho;
 
 use std::sync::Arc;
@@ -74,6 +76,24 @@ pub trait Connector {
     /// Whether this platform can be a flow's `from` (answerable without building a client).
     fn is_source(&self) -> bool {
         self.webhook().is_some()
+    }
+    /// The deal side of a CRM: outcomes read by cursor (`[attribution] from`).
+    fn outcome_source(
+        &self,
+        _ctx: ConnectorContext,
+    ) -> Result<Option<Arc<dyn outcome::OutcomeSource>>, BuildError> {
+        Ok(None)
+    }
+    /// The write-back side (`[attribution] to`): conversions, tags, deal fields.
+    fn writeback_sink(
+        &self,
+        _ctx: ConnectorContext,
+    ) -> Result<Option<Arc<dyn writeback::WritebackSink>>, BuildError> {
+        Ok(None)
+    }
+    /// Whether this platform can be an `[attribution] to` (answerable without building a client).
+    fn is_writeback(&self) -> bool {
+        false
     }
 }
 
@@ -172,6 +192,24 @@ impl ConnectorKind {
 
     pub fn is_source(&self) -> bool {
         self.connector().is_source()
+    }
+
+    pub fn outcome_source(
+        &self,
+        ctx: ConnectorContext,
+    ) -> Result<Option<Arc<dyn outcome::OutcomeSource>>, BuildError> {
+        self.connector().outcome_source(ctx)
+    }
+
+    pub fn writeback_sink(
+        &self,
+        ctx: ConnectorContext,
+    ) -> Result<Option<Arc<dyn writeback::WritebackSink>>, BuildError> {
+        self.connector().writeback_sink(ctx)
+    }
+
+    pub fn is_writeback(&self) -> bool {
+        self.connector().is_writeback()
     }
 }
 

@@ -78,7 +78,98 @@ pub trait CrmSandbox: Send + Sync {
     fn stats(&self) -> CrmStats;
     /// The most records one write call may carry (the vendor's batch limit).
     fn batch_limit(&self) -> usize;
+    /// The deal side of this CRM's sandbox (closed-loop suite).
+    fn deals(&self) -> Option<&dyn DealSandbox> {
+        None
+    }
 }
+
+/// A deal as a salesperson creates it in the CRM's UI.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SandboxDeal {
+    /// `None`: the CRM's default pipeline.
+    pub pipeline: Option<String>,
+    /// The CRM's own stage id / name (see [`DealStages`]).
+    pub stage: String,
+    /// Decimal text as typed in the CRM ("1500.00"); `None`: no amount.
+    pub amount: Option<String>,
+    /// ISO 4217; `None`: the account's currency.
+    pub currency: Option<String>,
+    /// The deal's people, by email; each must already be a person record in the sandbox.
+    pub contact_emails: Vec<String>,
+    /// Unix ms stamped as the deal's creation and last-modified time; `None` = now. A past value
+    /// models a late write: visible now, stamped in the past.
+    pub at_ms: Option<i64>,
+}
+
+/// The stage ids this sandbox's default pipeline uses for tandem's milestones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DealStages {
+    pub qualified: String,
+    pub opportunity: String,
+    pub won: String,
+    pub lost: String,
+}
+
+/// The deal side of a CRM sandbox: play salesperson, read what tandem wrote on a deal.
+#[async_trait]
+pub trait DealSandbox: Send + Sync {
+    /// Creates a deal associated with its people; returns the CRM's id for it.
+    fn create_deal(&self, deal: SandboxDeal) -> String;
+    /// Moves a deal to `stage`, optionally changing its amount, stamped `at_ms` (`None` = now; a
+    /// past value models a late write). Won/lost stages set the close date.
+    fn move_deal(&self, deal_id: &str, stage: &str, amount: Option<&str>, at_ms: Option<i64>);
+    /// The default pipeline's stages for each milestone.
+    fn stages(&self) -> DealStages;
+    /// The deal's current properties (CRM names), including what tandem wrote back.
+    fn deal_fields(&self, deal_id: &str) -> BTreeMap<String, String>;
+    /// Extra lines for the `[connectors.NAME]` table that turn on the deal side (outcome poll
+    /// interval, webhook secret, deal field names…); may be empty.
+    fn outcome_toml(&self) -> String;
+    /// Calls tandem's CRM webhook at `hook_url` about a change to `deal_id`, authenticated as
+    /// the vendor does it; `false` when this CRM has no deal webhooks. Returns the HTTP status
+    /// tandem answered in `Ok`.
+    async fn notify(&self, hook_url: &str, deal_id: &str) -> Option<u16>;
+}
+
+/// One conversion / tag / field change as a write-back sandbox accepted it (after the vendor's
+/// own dedup).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReceivedWriteback {
+    /// The vendor-side dedup key as sent (`transactionId`, `order_id`, `event_id`, `eventId`,
+    /// or `email:tag` for Mailchimp tags).
+    pub key: String,
+    /// What it reports: conversion action / event name / tag.
+    pub name: String,
+    /// Decimal text of the value, when one was sent.
+    pub value: Option<String>,
+    pub currency: Option<String>,
+    /// `None` for a conversion; `Some("RETRACTION")`, `Some("RESTATEMENT")` for adjustments;
+    /// `Some("inactive")` for a removed tag.
+    pub adjustment: Option<String>,
+    /// The match keys it carried (`gclid`, `hashed_email`, `lead_id`, `SHA256_EMAIL`, …).
+    pub identifiers: Vec<String>,
+}
+
+/// The closed-loop suite's view of a write-back destination's sandbox.
+pub trait WritebackSandbox: Send + Sync {
+    fn kind(&self) -> &'static str;
+    /// Body lines of a `[connectors.NAME]` table pointing here, with every milestone configured.
+    fn connector_toml(&self) -> String;
+    /// Everything accepted so far, in arrival order.
+    fn received(&self) -> Vec<ReceivedWriteback>;
+    fn set_faults(&self, faults: CrmFaults);
+    fn stats(&self) -> CrmStats;
+}
+
+/// Starts the write-back sandbox of `kind`; `None` for kinds without one.
+pub async fn start_writeback(kind: &str) -> std::io::Result<Option<Box<dyn WritebackSandbox>>> {
+    let _ = kind;
+    Ok(None)
+}
+
+/// Every write-back kind the closed-loop suite runs against.
+pub const WRITEBACK_KINDS: &[&str] = &["google_ads", "meta_capi", "linkedin", "mailchimp"];
 
 /// Starts the sandbox of `kind` on a loopback port; `None` for kinds without one.
 pub async fn start_crm(kind: &str) -> std::io::Result<Option<Box<dyn CrmSandbox>>> {
