@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::sink::{BatchOutcome, CallError, RateLimit};
+use crate::sink::{BatchOutcome, CallError, FORGET_UNSUPPORTED, ForgetRecord, RateLimit};
 
 /// tandem's stages of a deal, in funnel order. The config maps each CRM's pipelines and stages
 /// onto them.
@@ -200,6 +200,21 @@ pub trait WritebackSink: Send + Sync {
     /// `tandem check --connect`: credentials and configured targets (Google `validateOnly`,
     /// Meta dataset, Mailchimp list, CRM deal fields). One line per problem, each with its fix.
     async fn verify(&self) -> Vec<String>;
+
+    /// Whether [`WritebackSink::forget`] deletes people (Mailchimp's permanent delete).
+    fn supports_forget(&self) -> bool {
+        false
+    }
+
+    /// `tandem forget` fan-out: permanently deletes each person this destination knows as
+    /// `remote_id` (the id a write-back's `Done` result returned); one result per record, and a
+    /// person the vendor no longer has counts as deleted.
+    async fn forget(&self, batch: &[ForgetRecord]) -> Result<BatchOutcome, CallError> {
+        let _ = batch;
+        Err(CallError::Permanent {
+            message: FORGET_UNSUPPORTED.to_owned(),
+        })
+    }
 }
 
 /// Lowercase hex SHA-256, the hashing every ad platform asks for after its own normalisation.
