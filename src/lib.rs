@@ -7,6 +7,7 @@
 //! - [`store`]: the durable state (leads, people, outbox, dead letters) behind the `Store` trait.
 //! - [`intake`]: the HTTP server: webhooks, health, metrics, admin API.
 //! - [`engine`]: delivery workers: claim, batch, rate-limit, call, retry, dead-letter.
+//! - [`outcomes`]: the closed loop: deal milestones, write-back plans.
 //! - [`daemon`]: wiring and lifecycle (signals, reload, sd-notify).
 //! - [`cli`]: the command line.
 
@@ -18,4 +19,5 @@ pub mod engine;
 pub mod identity;
 pub mod intake;
 pub mod mapping;
+pub mod outcomes;
 pub mod store;

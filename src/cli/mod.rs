@@ -7,6 +7,7 @@ mod admin_client;
 #[cfg(feature = "sandbox")]
 mod demo;
 mod ops;
+mod report;
 
 use std::path::PathBuf;
 
@@ -62,6 +63,11 @@ pub enum Command {
         /// Their email address, or phone number with its country code (+14155550100).
         identifier: String,
     },
+    /// Reports over the deals and leads in the state file (read-only; fine while the daemon runs).
+    Report {
+        #[command(subcommand)]
+        kind: ReportKind,
+    },
     /// Start the daemon against the built-in HubSpot sandbox, post sample leads over HTTP and
     /// show them arrive.
     #[cfg(feature = "sandbox")]
@@ -76,6 +82,42 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportKind {
+    /// Revenue of won deals credited to sources / media / campaigns by an attribution model.
+    Attribution {
+        /// first_touch, last_touch, linear, position_based, w_shaped or time_decay
+        /// [default: [attribution] model, else position_based]
+        #[arg(long)]
+        model: Option<crate::attribution::Model>,
+        #[command(flatten)]
+        args: ReportArgs,
+    },
+    /// Leads, qualified, won, lost, win rate, won revenue and days to won per source / medium /
+    /// campaign (each person counted under their first touchpoint).
+    Quality {
+        #[command(flatten)]
+        args: ReportArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Start of the period: RFC 3339 time, date (2026-11-01) or duration back (30d). Deals count
+    /// by close time; quality by first touch.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End of the period (exclusive), same forms as --since.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Group rows by source, medium (source + medium) or campaign (source + medium + campaign).
+    #[arg(long, default_value = "campaign")]
+    pub by: crate::attribution::Dimension,
+    /// table, csv or json.
+    #[arg(long, default_value = "table")]
+    pub format: crate::attribution::Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +174,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Dlq { command } => ops::dlq(&load(&path)?, command).await,
         Command::Replay { flow, since } => ops::replay(&load(&path)?, &flow, &since).await,
         Command::Forget { identifier } => ops::forget(&load(&path)?, &identifier).await,
+        Command::Report { kind } => {
+            let config = load(&path)?;
+            match kind {
+                ReportKind::Attribution { model, args } => {
+                    report::run(&config, report::Which::Attribution(model), args).await
+                }
+                ReportKind::Quality { args } => {
+                    report::run(&config, report::Which::Quality, args).await
+                }
+            }
+        }
         #[cfg(feature = "sandbox")]
         Command::Demo {
             once,

@@ -11,6 +11,7 @@
 //! - [`daemon`], [`flow`]: the typed sections; `connectors`: `[connectors.NAME]`.
 //! - `validate`: cross-section checks.
 
+pub mod attribution;
 mod connectors;
 pub mod daemon;
 mod document;
@@ -27,6 +28,7 @@ use std::{
 use tandem_connectors::ConnectorKind;
 use toml::de::{DeTable, DeValue};
 
+pub use attribution::{AttributionConfig, MilestoneMap};
 pub use connectors::{CANONICAL_FIELDS, known_kinds};
 pub use daemon::{DaemonConfig, DeliveryConfig, LimitsConfig, LogFormat, StateLocation};
 pub use error::{ConfigError, ConfigErrors};
@@ -37,7 +39,7 @@ use error::{Reporter, did_you_mean};
 /// Where the config is read from when nothing else says.
 pub const DEFAULT_PATH: &str = "/etc/tandem/tandem.toml";
 
-const TOP_LEVEL: &[&str] = &["daemon", "connectors", "flows"];
+const TOP_LEVEL: &[&str] = &["daemon", "connectors", "flows", "attribution"];
 
 /// A loaded, fully validated config.
 #[derive(Debug, Clone)]
@@ -47,6 +49,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub connectors: BTreeMap<String, ConnectorKind>,
     pub flows: BTreeMap<String, FlowConfig>,
+    /// The closed loop, when configured.
+    pub attribution: Option<AttributionConfig>,
 }
 
 impl Config {
@@ -145,6 +149,7 @@ fn build(root: &DeTable<'_>, path: &Path, dir: &Path, rep: &mut Reporter<'_>) ->
     let mut connectors = BTreeMap::new();
     let mut declared = BTreeSet::new();
     let mut flows = BTreeMap::new();
+    let mut attribution = None;
     for (key, value) in root.iter() {
         match key.get_ref().as_ref() {
             "daemon" => match document::section::<DaemonConfig>(value, "daemon", rep) {
@@ -182,12 +187,18 @@ fn build(root: &DeTable<'_>, path: &Path, dir: &Path, rep: &mut Reporter<'_>) ->
                     }
                 }
             }
+            "attribution" => {
+                match document::section::<AttributionConfig>(value, "attribution", rep) {
+                    Some(a) => attribution = Some(a),
+                    None => ok = false,
+                }
+            }
             other => {
                 let hint = match did_you_mean(other, TOP_LEVEL.iter().copied()) {
                     Some(close) => format!(
-                        "did you mean [{close}]? top-level tables: daemon, connectors, flows"
+                        "did you mean [{close}]? top-level tables: daemon, connectors, flows, attribution"
                     ),
-                    None => "top-level tables: daemon, connectors, flows".to_string(),
+                    None => "top-level tables: daemon, connectors, flows, attribution".to_string(),
                 };
                 rep.push(Some(key.span()), other, "unknown top-level key", Some(hint));
                 ok = false;
@@ -197,11 +208,15 @@ fn build(root: &DeTable<'_>, path: &Path, dir: &Path, rep: &mut Reporter<'_>) ->
     daemon.state.resolve_relative(dir);
     validate::daemon(&daemon, root, rep);
     validate::flows(&flows, &connectors, &declared, root, rep);
+    if let Some(a) = &attribution {
+        validate::attribution(a, &connectors, &declared, root, rep);
+    }
     ok.then(|| Config {
         path: path.to_path_buf(),
         daemon,
         connectors,
         flows,
+        attribution,
     })
 }
 

@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use tandem_connectors::ConnectorKind;
 use toml::de::DeTable;
 
-use super::{DaemonConfig, FlowConfig, document::span_of, error::Reporter};
+use super::{AttributionConfig, DaemonConfig, FlowConfig, document::span_of, error::Reporter};
 use crate::mapping::FieldTemplates;
 
 fn names_hint(names: &BTreeSet<String>, what: &str) -> Option<String> {
@@ -120,6 +120,115 @@ pub(crate) fn flows(
                 );
             }
         }
+    }
+}
+
+/// `[attribution]`: `from` is a CRM, every `to` can take write-backs, the model's weights make
+/// sense and no stage is mapped to two milestones.
+pub(crate) fn attribution(
+    a: &AttributionConfig,
+    connectors: &BTreeMap<String, ConnectorKind>,
+    declared: &BTreeSet<String>,
+    root: &DeTable<'_>,
+    rep: &mut Reporter<'_>,
+) {
+    let span = |path: &[&str]| {
+        let mut full = vec!["attribution"];
+        full.extend_from_slice(path);
+        span_of(root, &full).or_else(|| span_of(root, &["attribution"]))
+    };
+    let names = |pred: &dyn Fn(&ConnectorKind) -> bool| -> BTreeSet<String> {
+        connectors
+            .iter()
+            .filter(|(_, k)| pred(k))
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    let crms = names(&|k| k.is_crm());
+    if !declared.contains(&a.from) {
+        rep.push(
+            span(&["from"]),
+            "attribution.from",
+            format!("no connector named {:?}", a.from),
+            names_hint(&crms, "CRM connectors"),
+        );
+    } else if let Some(kind) = connectors.get(&a.from)
+        && !kind.is_crm()
+    {
+        rep.push(
+            span(&["from"]),
+            "attribution.from",
+            format!(
+                "connector {:?} (kind {}) is not a CRM; deal outcomes are read from a CRM",
+                a.from,
+                kind.kind_name()
+            ),
+            names_hint(&crms, "CRM connectors"),
+        );
+    }
+    let targets = names(&|k| k.is_writeback());
+    let mut seen = BTreeSet::new();
+    for (i, to) in a.to.iter().enumerate() {
+        let at = span(&["to", &i.to_string()]);
+        if !seen.insert(to) {
+            rep.push(
+                at,
+                "attribution.to",
+                format!("{to:?} is listed twice"),
+                None,
+            );
+        } else if !declared.contains(to) {
+            rep.push(
+                at,
+                "attribution.to",
+                format!("no connector named {to:?}"),
+                names_hint(declared, "configured connectors"),
+            );
+        } else if let Some(kind) = connectors.get(to)
+            && !kind.is_writeback()
+        {
+            rep.push(
+                at,
+                "attribution.to",
+                format!(
+                    "connector {to:?} (kind {}) cannot receive write-backs",
+                    kind.kind_name()
+                ),
+                names_hint(&targets, "write-back connectors"),
+            );
+        }
+    }
+    if let Err(errors) = a.params().validate() {
+        for e in errors {
+            let path: Vec<&str> = e.path.split('.').collect();
+            let key = if e.path.starts_with("time_decay") {
+                "attribution.half_life".to_owned()
+            } else {
+                format!("attribution.{}", e.path)
+            };
+            let at = if e.path.starts_with("time_decay") {
+                span(&["half_life"])
+            } else {
+                span(&path)
+            };
+            rep.push(at, key, e.reason, None);
+        }
+    }
+    if a.lookback.0.is_zero() {
+        rep.push(
+            span(&["lookback"]),
+            "attribution.lookback",
+            "lookback must be longer than zero",
+            Some("e.g. lookback = \"90d\"".into()),
+        );
+    }
+    for stage in a.milestones.conflicts() {
+        rep.push(
+            span(&["milestones"]),
+            "attribution.milestones",
+            format!("stage {stage:?} is mapped to two milestones"),
+            Some("list each stage under one of qualified, opportunity, won, lost".into()),
+        );
     }
 }
 

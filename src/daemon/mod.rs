@@ -96,19 +96,7 @@ impl Daemon {
             wakers.clone(),
             telemetry::metrics(),
         );
-        let mut engine = Engine::start(
-            dyn_store.clone(),
-            runtime.sinks.clone(),
-            engine_options(&delivery),
-            &wakers,
-            CancellationToken::new(),
-        );
-        engine.start_sources(
-            dyn_store,
-            runtime.clone(),
-            engine_options(&delivery),
-            wakers.clone(),
-        );
+        let engine = start_engine(dyn_store, &runtime, &delivery, &wakers);
         let server_stop = CancellationToken::new();
         let app = intake::router(state.clone());
         let serve_options = intake::serve::ServeOptions::from(&runtime.config.daemon.limits);
@@ -153,19 +141,7 @@ impl Daemon {
         for (connector, _) in self.store.paused().await? {
             self.store.set_paused(&connector, None).await?;
         }
-        let mut engine = Engine::start(
-            self.store.clone(),
-            runtime.sinks.clone(),
-            engine_options(&delivery),
-            &self.wakers,
-            CancellationToken::new(),
-        );
-        engine.start_sources(
-            self.store.clone(),
-            runtime.clone(),
-            engine_options(&delivery),
-            self.wakers.clone(),
-        );
+        let engine = start_engine(self.store.clone(), &runtime, &delivery, &self.wakers);
         *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine);
         Ok(())
     }
@@ -274,4 +250,29 @@ fn notify(states: &[sd_notify::NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
         tracing::debug!(error = %e, "sd_notify failed");
     }
+}
+
+/// Delivery workers for every destination, then the polled sides: lead sources and the CRM's
+/// deal outcomes.
+fn start_engine(
+    store: Arc<dyn crate::store::Store>,
+    runtime: &Arc<Runtime>,
+    delivery: &crate::config::DeliveryConfig,
+    wakers: &Arc<Wakers>,
+) -> Engine {
+    let mut engine = Engine::start(
+        store.clone(),
+        runtime.sinks.clone(),
+        engine_options(delivery),
+        wakers,
+        CancellationToken::new(),
+    );
+    engine.start_sources(
+        store.clone(),
+        runtime.clone(),
+        engine_options(delivery),
+        wakers.clone(),
+    );
+    engine.start_outcomes(store, runtime, engine_options(delivery), wakers.clone());
+    engine
 }

@@ -7,12 +7,16 @@ use std::{collections::BTreeMap, sync::Arc};
 use anyhow::Context;
 use serde_json::json;
 use tandem_connectors::{
-    ConnectorContext, Lead, LeadSink, OnConflict, RateLimit, RecordFields,
+    ConnectorContext, ConnectorKind, Lead, OnConflict, RecordFields,
+    outcome::{OutcomeSource, OutcomeWebhook},
     source::{LeadFetcher, PolledSource, WebhookPreset},
+    writeback::{Milestone, WritebackAction},
 };
 
 use crate::{
     config::Config,
+    engine::Sinks,
+    outcomes::{Destination, LoopConfig, milestones::StageMap, plan::Caps},
     mapping::{FieldTemplates, RenderError},
     store::{LeadDelivery, Store, StoreConnectorState},
 };
@@ -46,12 +50,21 @@ pub struct Flow {
     pub conflict: BTreeMap<String, OnConflict>,
 }
 
+/// The deal side of `[attribution]`: the CRM's outcome source and the write-back planner.
+pub struct OutcomeSide {
+    pub source: Arc<dyn OutcomeSource>,
+    /// The CRM's deal webhook (`POST /hooks/CRM`), when it has one configured.
+    pub webhook: Option<Box<dyn OutcomeWebhook>>,
+    pub plan: Arc<LoopConfig>,
+}
+
 pub struct Runtime {
     pub config: Config,
     pub sources: BTreeMap<String, Source>,
     pub flows: BTreeMap<String, Arc<Flow>>,
-    /// CRM connectors that some flow delivers to, with their effective rate limit.
-    pub sinks: BTreeMap<String, (Arc<dyn LeadSink>, RateLimit)>,
+    /// Destination connectors: CRMs some flow delivers to, and `[attribution] to` targets.
+    pub sinks: BTreeMap<String, Sinks>,
+    pub outcomes: Option<OutcomeSide>,
 }
 
 impl Runtime {
@@ -131,27 +144,52 @@ impl Runtime {
                     },
                 );
             }
-            let is_destination = flows.values().any(|f| &f.to == name);
-            if is_destination
-                && let Some(sink) = kind
-                    .lead_sink(ConnectorContext {
-                        name: name.clone(),
-                        state: Arc::new(StoreConnectorState {
-                            store: store.clone(),
-                            connector: name.clone(),
-                        }),
-                    })
+            let ctx = || ConnectorContext {
+                name: name.clone(),
+                state: Arc::new(StoreConnectorState {
+                    store: store.clone(),
+                    connector: name.clone(),
+                }),
+            };
+            let lead = if flows.values().any(|f| &f.to == name) {
+                kind.lead_sink(ctx())
                     .with_context(|| format!("connector {name}"))?
-            {
-                let limit = sink.default_rate_limit();
-                sinks.insert(name.clone(), (sink, limit));
+            } else {
+                None
+            };
+            let writes_back = config
+                .attribution
+                .as_ref()
+                .is_some_and(|a| a.to.contains(name));
+            let writeback = if writes_back {
+                kind.writeback_sink(ctx())
+                    .with_context(|| format!("connector {name}"))?
+            } else {
+                None
+            };
+            let limit = match (&lead, &writeback) {
+                (Some(l), _) => Some(l.default_rate_limit()),
+                (None, Some(w)) => Some(w.default_rate_limit()),
+                (None, None) => None,
+            };
+            if let Some(limit) = limit {
+                sinks.insert(
+                    name.clone(),
+                    Sinks {
+                        lead,
+                        writeback,
+                        limit,
+                    },
+                );
             }
         }
+        let outcomes = outcome_side(&config, &sinks, &store)?;
         Ok(Runtime {
             config,
             sources,
             flows,
             sinks,
+            outcomes,
         })
     }
 
@@ -189,6 +227,83 @@ pub fn render_delivery(flow: &Flow, ctx: &serde_json::Value) -> Result<LeadDeliv
     })
 }
 
+/// Builds `[attribution]`'s deal side: the CRM's outcome source and, per write-back destination,
+/// the milestones it takes and the adjustments it can express.
+fn outcome_side(
+    config: &Config,
+    sinks: &BTreeMap<String, Sinks>,
+    store: &Arc<dyn Store>,
+) -> anyhow::Result<Option<OutcomeSide>> {
+    let Some(a) = &config.attribution else {
+        return Ok(None);
+    };
+    let Some(kind) = config.connectors.get(&a.from) else {
+        return Ok(None);
+    };
+    let ctx = ConnectorContext {
+        name: a.from.clone(),
+        state: Arc::new(StoreConnectorState {
+            store: store.clone(),
+            connector: a.from.clone(),
+        }),
+    };
+    let source = kind
+        .outcome_source(ctx)
+        .with_context(|| format!("connector {}", a.from))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "connector {} (kind {}) cannot report deal outcomes",
+                a.from,
+                kind.kind_name()
+            )
+        })?;
+    let destinations = a
+        .to
+        .iter()
+        .filter_map(|name| {
+            let sink = sinks.get(name)?.writeback.as_ref()?;
+            Some(Destination {
+                name: name.clone(),
+                accepts: Milestone::ALL
+                    .into_iter()
+                    .filter(|m| sink.accepts(*m))
+                    .collect(),
+                caps: Caps {
+                    restate: sink.supports(WritebackAction::Restate),
+                    retract: sink.supports(WritebackAction::Retract),
+                },
+            })
+        })
+        .collect();
+    let meta_sources = config
+        .connectors
+        .iter()
+        .filter(|(_, k)| is_meta_lead_ads(k))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let plan = LoopConfig {
+        crm: a.from.clone(),
+        crm_kind: kind.kind_name().to_owned(),
+        model: a.model,
+        params: a.params(),
+        lookback: a.lookback.0,
+        stages: StageMap::new(&a.milestones),
+        meta_sources,
+        destinations,
+    };
+    Ok(Some(OutcomeSide {
+        webhook: source.outcome_webhook(),
+        source,
+        plan: Arc::new(plan),
+    }))
+}
+
+/// Whether a connector delivers Meta lead ads (whose event ids are Meta lead ids).
+fn is_meta_lead_ads(kind: &ConnectorKind) -> bool {
+    kind.webhook()
+        .is_some_and(|w| w.preset == tandem_connectors::webhook::Preset::MetaLeadAds)
+}
+
 fn describe(errs: &[(String, String)]) -> String {
     errs.iter()
         .map(|(k, m)| format!("{k}: {m}"))
@@ -201,7 +316,15 @@ impl Runtime {
     /// and every mapped field exists with a writable type. Returns (connector, problem) lines.
     pub async fn verify_connections(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        for (name, (sink, _)) in &self.sinks {
+        for (name, sinks) in &self.sinks {
+            if let Some(wb) = &sinks.writeback {
+                for problem in wb.verify().await {
+                    problems.push((name.clone(), problem));
+                }
+            }
+            let Some(sink) = &sinks.lead else {
+                continue;
+            };
             let fields: Vec<String> = self
                 .config
                 .flows

@@ -5,8 +5,10 @@
 //! - [`limits`]: GCRA quota math and vendor-imposed pauses.
 //! - [`retry`]: backoff with full jitter and the retry budget.
 //! - [`worker`]: the claim → call → settle loop and the error classes' consequences.
+//! - `sources`, `outcomes`: the polled sides (leads from marketing platforms, deals from the CRM).
 
 pub mod limits;
+mod outcomes;
 pub mod retry;
 mod sources;
 mod worker;
@@ -20,12 +22,13 @@ use std::{
     time::Duration,
 };
 
-use tandem_connectors::{LeadSink, RateLimit};
+use tandem_connectors::{LeadSink, RateLimit, writeback::WritebackSink};
 use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{Store, sqlite::now_ms};
 
+pub use outcomes::{outcome_cursor, outcome_waker};
 pub use retry::RetryPolicy;
 
 /// How deliveries are worked, for every destination.
@@ -62,10 +65,35 @@ impl Default for EngineOptions {
     }
 }
 
-/// One CRM connector as the engine sees it.
+/// What a destination connector does: receive leads (a CRM), write-backs (an ad or email
+/// platform, or the CRM's deals), or both, under one rate limit.
+#[derive(Clone)]
+pub struct Sinks {
+    pub lead: Option<Arc<dyn LeadSink>>,
+    pub writeback: Option<Arc<dyn WritebackSink>>,
+    pub limit: RateLimit,
+}
+
+impl Sinks {
+    /// The most rows one claim takes: the larger batch of the two sides (each call is cut to
+    /// its own side's limit).
+    fn max_claim(&self) -> usize {
+        let lead = self.lead.as_ref().map_or(0, |s| s.max_batch());
+        let writeback = self.writeback.as_ref().map_or(0, |s| s.max_batch());
+        lead.max(writeback).max(1)
+    }
+
+    /// Whether a forget's deletion can be carried out here.
+    pub fn supports_forget(&self) -> bool {
+        self.lead.as_ref().is_some_and(|s| s.supports_forget())
+            || self.writeback.as_ref().is_some_and(|s| s.supports_forget())
+    }
+}
+
+/// One destination connector as the engine sees it.
 pub struct Destination {
     pub name: String,
-    sink: Arc<dyn LeadSink>,
+    sinks: Sinks,
     limiter: limits::DestinationLimiter,
     wake: Arc<Notify>,
     /// Why the destination is paused (401/403), if it is.
@@ -115,18 +143,18 @@ impl Engine {
     /// connectors' defaults (by destination name).
     pub fn start(
         store: Arc<dyn Store>,
-        sinks: BTreeMap<String, (Arc<dyn LeadSink>, RateLimit)>,
+        sinks: BTreeMap<String, Sinks>,
         options: EngineOptions,
         wakers: &Wakers,
         cancel: CancellationToken,
     ) -> Engine {
         let mut tasks = JoinSet::new();
         let mut destinations = BTreeMap::new();
-        for (name, (sink, limit)) in sinks {
+        for (name, sinks) in sinks {
             let dest = Arc::new(Destination {
                 name: name.clone(),
-                sink,
-                limiter: limits::DestinationLimiter::new(limit),
+                limiter: limits::DestinationLimiter::new(sinks.limit),
+                sinks,
                 wake: wakers.get(&name),
                 paused: Mutex::new(None),
                 heartbeat: AtomicI64::new(now_ms()),
@@ -188,6 +216,26 @@ impl Engine {
                     self.cancel.clone(),
                 ));
             }
+        }
+    }
+
+    /// Starts the deal side: the outcome poll loop of `[attribution] from`, when configured.
+    pub fn start_outcomes(
+        &mut self,
+        store: Arc<dyn Store>,
+        runtime: &crate::daemon::runtime::Runtime,
+        options: EngineOptions,
+        wakers: Arc<Wakers>,
+    ) {
+        if let Some(side) = &runtime.outcomes {
+            self.tasks.spawn(outcomes::outcome_loop(
+                side.source.clone(),
+                side.plan.clone(),
+                store,
+                wakers,
+                options,
+                self.cancel.clone(),
+            ));
         }
     }
 

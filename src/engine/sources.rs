@@ -282,30 +282,7 @@ pub(super) async fn poll_loop(
             Err(e) => {
                 failures += 1;
                 metrics::counter!("tandem_polls_total", "source" => source.clone(), "result" => "error").increment(1);
-                match e {
-                    CallError::RateLimited { retry_after, .. } => retry_after,
-                    CallError::Auth { status, message } => {
-                        let reason = format!(
-                            "HTTP {status} from the vendor: {message}; fix the credentials and reload (SIGHUP)"
-                        );
-                        tracing::error!(source = %source, status, "polling failed: authentication; source PAUSED");
-                        let _ = store.set_paused(&source, Some(reason)).await;
-                        opts.probe_interval
-                    }
-                    CallError::Transient { retry_after, .. } => match opts.retry.next(
-                        failures.min(20),
-                        Duration::ZERO,
-                        retry_after,
-                        &mut rng,
-                    ) {
-                        Next::RetryIn(d) => d.max(Duration::from_millis(200)),
-                        Next::GiveUp => opts.retry.cap,
-                    },
-                    CallError::Permanent { message } => {
-                        tracing::error!(source = %source, "polling refused by the vendor: {message}");
-                        opts.retry.cap
-                    }
-                }
+                wait_after_error(&source, e, failures, &opts, &mut rng, store.as_ref()).await
             }
         };
         if !wait.is_zero() && sleep_or_cancel(wait, &cancel).await {
@@ -314,7 +291,43 @@ pub(super) async fn poll_loop(
     }
 }
 
-async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+/// How long a poll loop waits after a failed poll: a throttle's own wait, the probe interval
+/// after an auth failure (the source is marked paused, loudly), backoff after a transient one.
+pub(super) async fn wait_after_error(
+    name: &str,
+    e: CallError,
+    failures: u32,
+    opts: &EngineOptions,
+    rng: &mut SmallRng,
+    store: &dyn Store,
+) -> Duration {
+    match e {
+        CallError::RateLimited { retry_after, .. } => retry_after,
+        CallError::Auth { status, message } => {
+            let reason = format!(
+                "HTTP {status} from the vendor: {message}; fix the credentials and reload (SIGHUP)"
+            );
+            tracing::error!(connector = %name, status, "polling failed: authentication; PAUSED");
+            let _ = store.set_paused(name, Some(reason)).await;
+            opts.probe_interval
+        }
+        CallError::Transient { retry_after, .. } => {
+            match opts
+                .retry
+                .next(failures.min(20), Duration::ZERO, retry_after, rng)
+            {
+                Next::RetryIn(d) => d.max(Duration::from_millis(200)),
+                Next::GiveUp => opts.retry.cap,
+            }
+        }
+        CallError::Permanent { message } => {
+            tracing::error!(connector = %name, "polling refused by the vendor: {message}");
+            opts.retry.cap
+        }
+    }
+}
+
+pub(super) async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => false,
         _ = cancel.cancelled() => true,

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tandem_connectors::{
     BatchOutcome, CallError, ForgetRecord, ItemResult, RecordFields, SinkRecord,
+    writeback::Conversion,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -35,11 +36,7 @@ pub(super) async fn run(
             continue;
         }
         let paused = dest.paused_reason().is_some();
-        let limit = if paused {
-            1
-        } else {
-            dest.sink.max_batch().max(1)
-        };
+        let limit = if paused { 1 } else { dest.sinks.max_claim() };
         let mut batch = match store.claim(&dest.name, &owner, limit, opts.lease).await {
             Ok(b) => b,
             Err(e) => {
@@ -95,14 +92,30 @@ async fn deliver(
     batch: Vec<Claimed>,
     rng: &mut SmallRng,
 ) {
-    // Deletions never share a call with upserts: each goes on its own (they are rare).
-    let (forgets, upserts): (Vec<Claimed>, Vec<Claimed>) =
-        batch.into_iter().partition(|c| c.op == DeliveryOp::Forget);
+    // Each kind of row goes in its own calls: upserts and write-backs batched, deletions one by
+    // one (they are rare).
+    let mut upserts = Vec::new();
+    let mut writebacks = Vec::new();
+    let mut forgets = Vec::new();
+    for c in batch {
+        match c.op {
+            DeliveryOp::Upsert => upserts.push(c),
+            DeliveryOp::Writeback => writebacks.push(c),
+            DeliveryOp::Forget => forgets.push(c),
+        }
+    }
     let mut settlements = Vec::new();
     let mut called = false;
     if !upserts.is_empty() {
         called = true;
         settlements.extend(deliver_upserts(dest, store, opts, &upserts, rng).await);
+    }
+    if !writebacks.is_empty() {
+        if called {
+            dest.limiter.ready().await;
+        }
+        called = true;
+        settlements.extend(deliver_writebacks(dest, store, opts, &writebacks, rng).await);
     }
     for c in &forgets {
         let Some(remote_id) = c.remote_id.clone() else {
@@ -121,7 +134,16 @@ async fn deliver(
             delivery_id: c.id,
             remote_id,
         };
-        let result = call(dest, opts, dest.sink.forget(std::slice::from_ref(&record))).await;
+        let records = std::slice::from_ref(&record);
+        let result = match (&dest.sinks.lead, &dest.sinks.writeback) {
+            (Some(lead), _) if lead.supports_forget() => call(dest, opts, lead.forget(records)).await,
+            (_, Some(wb)) if wb.supports_forget() => call(dest, opts, wb.forget(records)).await,
+            (Some(lead), _) => call(dest, opts, lead.forget(records)).await,
+            (None, Some(wb)) => call(dest, opts, wb.forget(records)).await,
+            (None, None) => Err(CallError::Permanent {
+                message: tandem_connectors::FORGET_UNSUPPORTED.to_owned(),
+            }),
+        };
         settlements.extend(consequences(dest, store, opts, &[c], result, rng).await);
     }
     for s in &settlements {
@@ -145,27 +167,116 @@ async fn deliver_upserts(
     batch: &[Claimed],
     rng: &mut SmallRng,
 ) -> Vec<Settlement> {
-    let (records, mut settlements) = to_records(batch);
-    let live: Vec<&Claimed> = batch
+    let Some(sink) = dest.sinks.lead.clone() else {
+        return dead_all(batch, "this connector does not receive leads; drop this dead letter");
+    };
+    let (records, settlements) = to_records(batch);
+    let limit = sink.max_batch().max(1);
+    let send = move |chunk: Vec<SinkRecord>| {
+        let sink = sink.clone();
+        async move { sink.upsert_people(&chunk).await }
+    };
+    send_in_batches(dest, store, opts, batch, records, limit, |r| r.delivery_id, send, settlements, rng).await
+}
+
+async fn deliver_writebacks(
+    dest: &Destination,
+    store: &dyn Store,
+    opts: &EngineOptions,
+    batch: &[Claimed],
+    rng: &mut SmallRng,
+) -> Vec<Settlement> {
+    let Some(sink) = dest.sinks.writeback.clone() else {
+        return dead_all(batch, "this connector no longer takes write-backs ([attribution] to); drop this dead letter");
+    };
+    let mut settled = Vec::new();
+    let mut conversions = Vec::new();
+    for c in batch {
+        if c.payload.is_empty() {
+            // Its person was forgotten while it waited: cancelled, never sent.
+            settled.push(Settlement::Done { id: c.id, remote_id: None });
+            continue;
+        }
+        match serde_json::from_str::<Conversion>(&c.payload) {
+            Ok(mut conversion) => {
+                conversion.delivery_id = c.id;
+                conversion.person.remote_id = c.remote_id.clone().or(conversion.person.remote_id);
+                conversions.push(conversion);
+            }
+            Err(e) => settled.push(Settlement::Dead {
+                id: c.id,
+                error: format!("stored write-back is unreadable: {e}"),
+            }),
+        }
+    }
+    let limit = sink.max_batch().max(1);
+    // A write-back's id is kept only where it names the person (a destination that can delete
+    // people on `forget`); a CRM answers with the deal's id, which must never replace the
+    // person's id there.
+    let keeps_ids = sink.supports_forget() && dest.sinks.lead.is_none();
+    let send = move |chunk: Vec<Conversion>| {
+        let sink = sink.clone();
+        async move { sink.send(&chunk).await }
+    };
+    let mut out = send_in_batches(dest, store, opts, batch, conversions, limit, |c| c.delivery_id, send, settled, rng).await;
+    if !keeps_ids {
+        for s in &mut out {
+            if let Settlement::Done { remote_id, .. } = s {
+                *remote_id = None;
+            }
+        }
+    }
+    out
+}
+
+fn dead_all(batch: &[Claimed], error: &str) -> Vec<Settlement> {
+    batch
         .iter()
-        .filter(|c| records.iter().any(|r| r.delivery_id == c.id))
-        .collect();
-    if !records.is_empty() {
+        .map(|c| Settlement::Dead { id: c.id, error: error.to_owned() })
+        .collect()
+}
+
+/// Sends `items` (the live rows of `batch`, matched by `id_of`) in calls of at most `limit`; a
+/// call refused as a whole is retried item by item, so one bad record cannot sink the rest.
+#[allow(clippy::too_many_arguments)]
+async fn send_in_batches<T, F, Fut>(
+    dest: &Destination,
+    store: &dyn Store,
+    opts: &EngineOptions,
+    batch: &[Claimed],
+    items: Vec<T>,
+    limit: usize,
+    id_of: impl Fn(&T) -> i64,
+    send: F,
+    mut settlements: Vec<Settlement>,
+    rng: &mut SmallRng,
+) -> Vec<Settlement>
+where
+    T: Clone,
+    F: Fn(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<BatchOutcome, CallError>>,
+{
+    let mut first = true;
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let chunk: Vec<T> = items.by_ref().take(limit).collect();
+        if !first {
+            dest.limiter.ready().await;
+        }
+        first = false;
+        let live: Vec<&Claimed> = chunk
+            .iter()
+            .filter_map(|item| batch.iter().find(|c| c.id == id_of(item)))
+            .collect();
         metrics::histogram!("tandem_batch_size", "destination" => dest.name.clone())
-            .record(records.len() as f64);
-        match call(dest, opts, dest.sink.upsert_people(&records)).await {
-            Err(CallError::Permanent { .. }) if records.len() > 1 => {
-                tracing::warn!(destination = %dest.name, size = records.len(), "batch refused as a whole; retrying its records one by one");
-                for (claimed, record) in live.iter().zip(&records) {
+            .record(chunk.len() as f64);
+        match call(dest, opts, send(chunk.clone())).await {
+            Err(CallError::Permanent { .. }) if chunk.len() > 1 => {
+                tracing::warn!(destination = %dest.name, size = chunk.len(), "batch refused as a whole; retrying its records one by one");
+                for (claimed, item) in live.iter().zip(chunk) {
                     dest.limiter.ready().await;
-                    let single = call(
-                        dest,
-                        opts,
-                        dest.sink.upsert_people(std::slice::from_ref(record)),
-                    )
-                    .await;
-                    settlements
-                        .extend(consequences(dest, store, opts, &[*claimed], single, rng).await);
+                    let single = call(dest, opts, send(vec![item])).await;
+                    settlements.extend(consequences(dest, store, opts, &[*claimed], single, rng).await);
                 }
             }
             result => settlements.extend(consequences(dest, store, opts, &live, result, rng).await),

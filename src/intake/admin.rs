@@ -272,9 +272,9 @@ pub async fn forget(State(state): State<AppState>, Json(req): Json<ForgetRequest
     let targets: Vec<ForgetTarget> = rt
         .sinks
         .iter()
-        .map(|(name, (sink, _))| ForgetTarget {
+        .map(|(name, sinks)| ForgetTarget {
             destination: name.clone(),
-            supports_deletion: sink.supports_forget(),
+            supports_deletion: sinks.supports_forget(),
         })
         .collect();
     match state.0.store.forget(identifier, targets).await {

@@ -66,7 +66,14 @@ async fn accept(
     body: Body,
 ) -> Result<Response, Rejection> {
     let rt = state.runtime();
-    let Some(source) = rt.sources.get(connector).filter(|s| s.preset.is_some()) else {
+    let source = rt.sources.get(connector).filter(|s| s.preset.is_some());
+    // The CRM of `[attribution] from` may take its deal-change webhook here too.
+    let deal_hook = rt
+        .outcomes
+        .as_ref()
+        .filter(|o| o.plan.crm == connector)
+        .and_then(|o| o.webhook.as_deref());
+    if source.is_none() && deal_hook.is_none() {
         return Err((
             "unknown_connector",
             reply::error(
@@ -75,7 +82,7 @@ async fn accept(
                 "no webhook connector by that name",
             ),
         ));
-    };
+    }
     if !state.accepting() {
         return Err((
             "shutting_down",
@@ -133,8 +140,8 @@ async fn accept(
         body: &bytes,
         now_ms: received_at_ms,
     };
-    let Some(preset) = &source.preset else {
-        unreachable!("sources without a preset were answered 404 above");
+    let (Some(source), Some(preset)) = (source, source.and_then(|s| s.preset.as_ref())) else {
+        return deal_events(state, connector, deal_hook, &req);
     };
     preset.verify(&req).map_err(preset_rejection)?;
     let output = preset.parse(&req).map_err(preset_rejection)?;
@@ -229,6 +236,37 @@ async fn accept(
 }
 
 /// The waker name of a source's fetch workers.
+/// A CRM's deal webhook: authenticated, then a wake-up for the outcome poll (which stays the one
+/// source of truth, so nothing is stored here and a lost notification only costs latency).
+fn deal_events(
+    state: &AppState,
+    connector: &str,
+    hook: Option<&dyn tandem_connectors::outcome::OutcomeWebhook>,
+    req: &PresetRequest<'_>,
+) -> Result<Response, Rejection> {
+    let Some(hook) = hook else {
+        return Err((
+            "unknown_connector",
+            reply::error(
+                StatusCode::NOT_FOUND,
+                "unknown_connector",
+                "no webhook connector by that name",
+            ),
+        ));
+    };
+    let events = hook.verify(req).map_err(preset_rejection)?;
+    if events > 0 {
+        // notify_one keeps a permit, so a notification that lands mid-poll still triggers one more.
+        state
+            .0
+            .wakers
+            .get(&crate::engine::outcome_waker(connector))
+            .notify_one();
+    }
+    metrics::counter!("tandem_deal_webhooks_total", "crm" => connector.to_owned()).increment(1);
+    Ok((StatusCode::OK, Json(json!({ "deal_events": events }))).into_response())
+}
+
 pub fn fetch_waker(connector: &str) -> String {
     format!("fetch:{connector}")
 }

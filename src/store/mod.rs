@@ -163,6 +163,21 @@ pub trait Store: Send + Sync {
     /// Forget audit entries, newest first.
     async fn forget_audits(&self, limit: usize) -> Result<Vec<ForgetAudit>, StoreError>;
 
+    /// For each polled deal (id and contacts): what the store knew of it, and its people with
+    /// their leads. Read-only.
+    async fn outcome_context(
+        &self,
+        crm: &str,
+        deals: Vec<(String, Vec<tandem_connectors::outcome::DealContact>)>,
+    ) -> Result<Vec<DealContext>, StoreError>;
+
+    /// Records a page of deals in one transaction: the deal rows, a history row for each change,
+    /// the deal's people, the write-backs each destination hasn't been told yet, and the cursor.
+    async fn record_outcomes(&self, batch: OutcomeBatch) -> Result<OutcomesRecorded, StoreError>;
+
+    /// Every deal with its people and every person's touchpoints (reports).
+    async fn attribution_inputs(&self) -> Result<AttributionInputs, StoreError>;
+
     /// A no-op write through the writer: proves the store is writable right now (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
 }

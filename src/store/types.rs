@@ -92,6 +92,8 @@ pub enum DeliveryOp {
     Upsert,
     /// Delete the person the destination knows as `remote_id` (a forget's fan-out).
     Forget,
+    /// Send a deal milestone (a `Conversion`) to a write-back destination.
+    Writeback,
 }
 
 impl DeliveryOp {
@@ -99,6 +101,15 @@ impl DeliveryOp {
         match self {
             DeliveryOp::Upsert => "upsert",
             DeliveryOp::Forget => "forget",
+            DeliveryOp::Writeback => "writeback",
+        }
+    }
+
+    pub fn parse(s: &str) -> DeliveryOp {
+        match s {
+            "forget" => DeliveryOp::Forget,
+            "writeback" => DeliveryOp::Writeback,
+            _ => DeliveryOp::Upsert,
         }
     }
 }
@@ -222,4 +233,93 @@ pub struct ClaimedFetch {
     pub request_json: String,
     pub attempts: u32,
     pub created_at_ms: i64,
+}
+
+/// What the store already knows about a deal (the previous observation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownDeal {
+    pub stage: String,
+    pub state: tandem_connectors::outcome::DealState,
+    pub milestone: tandem_connectors::writeback::Milestone,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    /// Milestones reached so far and when.
+    pub reached: crate::outcomes::milestones::Reached,
+}
+
+/// One person linked to a deal, with everything a write-back is built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonLeads {
+    pub person_id: i64,
+    /// Connector → the id it gave this person.
+    pub remote_ids: std::collections::BTreeMap<String, String>,
+    /// The person's leads, oldest first.
+    pub leads: Vec<crate::outcomes::touch::LeadRow>,
+}
+
+/// A polled deal and its people, as the store resolves them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DealContext {
+    pub known: Option<KnownDeal>,
+    /// The people the deal's contacts resolve to (by the CRM's id for them, else by email), in
+    /// the CRM's contact order, each once.
+    pub people: Vec<PersonLeads>,
+}
+
+/// One deal observation to record, with the write-backs it may cause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DealRecord {
+    pub outcome: tandem_connectors::outcome::Outcome,
+    pub milestone: tandem_connectors::writeback::Milestone,
+    pub reached: crate::outcomes::milestones::Reached,
+    pub person_ids: Vec<i64>,
+    pub writebacks: Vec<WritebackPlan>,
+}
+
+/// A write-back the store enqueues if the destination hasn't been told this yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WritebackPlan {
+    pub destination: String,
+    pub want: crate::outcomes::plan::Want,
+    pub caps: crate::outcomes::plan::Caps,
+    pub person_id: i64,
+    /// The lead the outbox row hangs off (the person's latest).
+    pub lead_id: String,
+    /// The conversion; `action` and `request_key` are set by the store from its decision.
+    pub conversion: tandem_connectors::writeback::Conversion,
+}
+
+/// One polled page of deals and the cursor after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeBatch {
+    pub crm: String,
+    pub deals: Vec<DealRecord>,
+    /// (cursor name, value), committed with the deals.
+    pub cursor: Option<(String, String)>,
+}
+
+/// What recording a page did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutcomesRecorded {
+    /// Deals seen for the first time or changed (a history row each).
+    pub changed: usize,
+    /// Write-back deliveries enqueued, by destination.
+    pub enqueued: std::collections::BTreeMap<String, usize>,
+}
+
+/// A deal as reports read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDeal {
+    pub crm: String,
+    pub deal: crate::attribution::Deal,
+    pub people: Vec<i64>,
+    pub reached: crate::outcomes::milestones::Reached,
+}
+
+/// Everything the attribution and quality reports are computed from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttributionInputs {
+    pub deals: Vec<StoredDeal>,
+    /// Person → their touchpoints (one per lead).
+    pub touches: std::collections::BTreeMap<i64, Vec<crate::attribution::Touch>>,
 }

@@ -2,6 +2,7 @@
 //! ([`writer`]), a small pool of read connections beside it, and an exclusive lock file so two
 //! daemons never share one state file.
 
+mod outcomes;
 mod queries;
 mod schema;
 #[cfg(test)]
@@ -408,6 +409,28 @@ impl Store for SqliteStore {
 
     async fn forget_audits(&self, limit: usize) -> Result<Vec<ForgetAudit>, StoreError> {
         self.read(move |c| queries::forget_audits(c, limit)).await
+    }
+
+    async fn outcome_context(
+        &self,
+        crm: &str,
+        deals: Vec<(String, Vec<tandem_connectors::outcome::DealContact>)>,
+    ) -> Result<Vec<super::DealContext>, StoreError> {
+        let crm = crm.to_owned();
+        self.read(move |c| outcomes::outcome_context(c, &crm, &deals))
+            .await
+    }
+
+    async fn record_outcomes(
+        &self,
+        batch: super::OutcomeBatch,
+    ) -> Result<super::OutcomesRecorded, StoreError> {
+        self.write(false, move |c| outcomes::record_outcomes(c, &batch, now_ms()))
+            .await
+    }
+
+    async fn attribution_inputs(&self) -> Result<super::AttributionInputs, StoreError> {
+        self.read(outcomes::attribution_inputs).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

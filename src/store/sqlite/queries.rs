@@ -250,10 +250,7 @@ pub(super) fn claim(
                     attempts: r.get(6)?,
                     created_at_ms: r.get(7)?,
                     remote_id: None,
-                    op: match r.get::<_, String>(8)?.as_str() {
-                        "forget" => DeliveryOp::Forget,
-                        _ => DeliveryOp::Upsert,
-                    },
+                    op: DeliveryOp::parse(&r.get::<_, String>(8)?),
                 })
             },
         )?
@@ -338,10 +335,7 @@ fn row_op(conn: &Connection, id: i64) -> Result<Option<DeliveryOp>, StoreError> 
         .prepare_cached("SELECT op FROM outbox WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()?;
-    Ok(op.map(|o| match o.as_str() {
-        "forget" => DeliveryOp::Forget,
-        _ => DeliveryOp::Upsert,
-    }))
+    Ok(op.as_deref().map(DeliveryOp::parse))
 }
 
 /// An upsert that was in flight when its person was forgotten (its payload erased) is not
@@ -350,7 +344,8 @@ fn cancel_if_forgotten(conn: &Connection, id: i64, now: i64) -> Result<(), Store
     conn.prepare_cached(
         "UPDATE outbox SET state = 'done', last_error = NULL, finished_at = ?2, lease_owner = NULL,
                 lease_until = NULL
-          WHERE id = ?1 AND op = 'upsert' AND payload = '' AND state IN ('pending', 'inflight')",
+          WHERE id = ?1 AND op IN ('upsert', 'writeback') AND payload = ''
+            AND state IN ('pending', 'inflight')",
     )?
     .execute(params![id, now])?;
     Ok(())
@@ -853,12 +848,12 @@ pub(super) fn forget(
     let cancelled = conn.execute(
         "UPDATE outbox SET state = 'done', payload = '', last_error = NULL, finished_at = ?2,
                 lease_owner = NULL, lease_until = NULL
-          WHERE person_id = ?1 AND op = 'upsert' AND state IN ('pending', 'dead')",
+          WHERE person_id = ?1 AND op IN ('upsert', 'writeback') AND state IN ('pending', 'dead')",
         params![person, now],
     )?;
     conn.execute(
         "UPDATE outbox SET payload = '', last_error = NULL
-          WHERE person_id = ?1 AND op = 'upsert' AND state IN ('inflight', 'done')",
+          WHERE person_id = ?1 AND op IN ('upsert', 'writeback') AND state IN ('inflight', 'done')",
         [person],
     )?;
 
@@ -875,7 +870,8 @@ pub(super) fn forget(
         .prepare_cached(
             "SELECT connector FROM person_remote_ids WHERE person_id = ?1
              UNION
-             SELECT destination FROM outbox WHERE person_id = ?1 AND op = 'upsert' AND state = 'inflight'
+             SELECT destination FROM outbox WHERE person_id = ?1 AND op IN ('upsert', 'writeback')
+                AND state = 'inflight'
              ORDER BY 1",
         )?
         .query_map([person], |r| r.get(0))?

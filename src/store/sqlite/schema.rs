@@ -128,6 +128,88 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX forget_audit_by_hash ON forget_audit(identifier_hash);
     "#,
+    // 5: the closed loop. Deals as the CRM reports them, every observed change as history, the
+    // deal's people, what each write-back destination has been told per (deal, milestone), and
+    // write-back rows in the outbox (the `op` check is widened by rebuilding the table, the
+    // documented way to change a constraint in SQLite).
+    r#"
+    CREATE TABLE deals (
+        crm           TEXT NOT NULL,
+        deal_id       TEXT NOT NULL,
+        pipeline      TEXT,
+        stage         TEXT NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('open', 'won', 'lost')),
+        milestone     TEXT NOT NULL,
+        amount_minor  INTEGER,
+        currency      TEXT,
+        created_at    INTEGER NOT NULL,
+        closed_at     INTEGER,
+        modified_at   INTEGER NOT NULL,
+        reached_json  TEXT NOT NULL,
+        first_seen_at INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (crm, deal_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE deal_history (
+        id            INTEGER PRIMARY KEY,
+        crm           TEXT NOT NULL,
+        deal_id       TEXT NOT NULL,
+        stage         TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        milestone     TEXT NOT NULL,
+        amount_minor  INTEGER,
+        currency      TEXT,
+        changed_at    INTEGER NOT NULL,
+        observed_at   INTEGER NOT NULL
+    );
+    CREATE INDEX deal_history_by_deal ON deal_history(crm, deal_id, id);
+    CREATE TABLE deal_people (
+        crm           TEXT NOT NULL,
+        deal_id       TEXT NOT NULL,
+        person_id     INTEGER NOT NULL,
+        PRIMARY KEY (crm, deal_id, person_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX deal_people_by_person ON deal_people(person_id);
+    CREATE TABLE writebacks (
+        destination   TEXT NOT NULL,
+        crm           TEXT NOT NULL,
+        deal_id       TEXT NOT NULL,
+        milestone     TEXT NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('sent', 'retracted')),
+        value_minor   INTEGER,
+        currency      TEXT,
+        version       INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        PRIMARY KEY (destination, crm, deal_id, milestone)
+    ) WITHOUT ROWID;
+    CREATE INDEX person_remote_ids_by_remote ON person_remote_ids(connector, remote_id);
+    CREATE TABLE outbox_v5 (
+        id              INTEGER PRIMARY KEY,
+        lead_id         TEXT NOT NULL REFERENCES leads(id),
+        person_id       INTEGER NOT NULL,
+        flow            TEXT NOT NULL,
+        destination     TEXT NOT NULL,
+        payload         TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'inflight', 'done', 'dead')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        lease_owner     TEXT,
+        lease_until     INTEGER,
+        last_error      TEXT,
+        remote_id       TEXT,
+        finished_at     INTEGER,
+        op              TEXT NOT NULL DEFAULT 'upsert' CHECK (op IN ('upsert', 'forget', 'writeback'))
+    );
+    INSERT INTO outbox_v5 SELECT id, lead_id, person_id, flow, destination, payload, state, attempts,
+        created_at, next_attempt_at, lease_owner, lease_until, last_error, remote_id, finished_at, op
+        FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v5 RENAME TO outbox;
+    CREATE INDEX outbox_due ON outbox(destination, next_attempt_at, id) WHERE state IN ('pending', 'inflight');
+    CREATE INDEX outbox_person_open ON outbox(destination, person_id, id) WHERE state IN ('pending', 'inflight');
+    CREATE INDEX outbox_dead ON outbox(finished_at) WHERE state = 'dead';
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -166,7 +248,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(tables, 12);
+        assert_eq!(tables, 16);
         conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
             .unwrap();
         assert!(matches!(migrate(&mut conn), Err(StoreError::Corrupt(_))));
