@@ -128,7 +128,12 @@ pub fn deal_record(cfg: &LoopConfig, outcome: Outcome, ctx: DealContext, now_ms:
                         value_minor: outcome.amount_minor,
                         currency: outcome.currency.clone(),
                     },
-                    caps: dest.caps,
+                    // Only revenue is restated: the value reported with an earlier milestone
+                    // was the pipeline's value at that time and stays as told.
+                    caps: Caps {
+                        restate: dest.caps.restate && m == Milestone::Won,
+                        retract: dest.caps.retract,
+                    },
                     person_id: primary.person_id,
                     lead_id: latest.lead_id.clone(),
                     conversion: Conversion {

@@ -2,6 +2,8 @@
 //! ([`writer`]), a small pool of read connections beside it, and an exclusive lock file so two
 //! daemons never share one state file.
 
+#[cfg(test)]
+mod outcome_tests;
 mod outcomes;
 mod queries;
 mod schema;

@@ -212,6 +212,9 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+#[cfg(test)]
+pub(super) const MIGRATIONS_FOR_TESTS: &[&str] = MIGRATIONS;
+
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
