@@ -122,11 +122,15 @@ impl Runtime {
                         false,
                     ),
                 };
-                let flows = flows
+                let flows: Vec<Arc<Flow>> = flows
                     .values()
                     .filter(|f| f.from.iter().any(|s| s == name))
                     .cloned()
                     .collect();
+                // A platform that is only a write-back target (Mailchimp taking tags) is not
+                // polled for leads: nothing would route them, and tandem's own writes would come
+                // back as touchpoints.
+                let polled = !flows.is_empty();
                 sources.insert(
                     name.clone(),
                     Source {
@@ -138,9 +142,12 @@ impl Runtime {
                         fetcher: kind
                             .lead_fetcher(ctx())
                             .with_context(|| format!("connector {name}"))?,
-                        poller: kind
-                            .polled_source(ctx())
-                            .with_context(|| format!("connector {name}"))?,
+                        poller: if polled {
+                            kind.polled_source(ctx())
+                                .with_context(|| format!("connector {name}"))?
+                        } else {
+                            None
+                        },
                     },
                 );
             }
