@@ -44,6 +44,9 @@ pub(super) async fn outcome_loop(
     let limiter = DestinationLimiter::new(source.rate_limit());
     let mut failures = 0u32;
     let mut rng = SmallRng::from_os_rng();
+    // Shown by `tandem status` while the CRM refuses the deal poll's credentials.
+    let pause_key = format!("{crm} (deal outcomes)");
+    let mut paused = false;
     while !cancel.is_cancelled() {
         tokio::select! {
             _ = limiter.ready() => {}
@@ -52,6 +55,10 @@ pub(super) async fn outcome_loop(
         let wait = match poll_once(source.as_ref(), &cfg, store.as_ref(), &wakers, &opts, &cursor_name, &cancel).await {
             Ok(Some(more)) => {
                 failures = 0;
+                if std::mem::take(&mut paused) {
+                    let _ = store.set_paused(&pause_key, None).await;
+                    tracing::info!(crm = %crm, "deal outcomes readable again");
+                }
                 if more { Duration::ZERO } else { source.interval() }
             }
             Ok(None) => break,
@@ -59,7 +66,8 @@ pub(super) async fn outcome_loop(
                 failures += 1;
                 metrics::counter!("tandem_outcome_polls_total", "crm" => crm.clone(), "result" => "error").increment(1);
                 tracing::warn!(crm = %crm, error = %e, "polling deal outcomes failed");
-                wait_after_error(&crm, e, failures, &opts, &mut rng, store.as_ref()).await
+                paused |= matches!(e, CallError::Auth { .. });
+                wait_after_error(&pause_key, e, failures, &opts, &mut rng, store.as_ref()).await
             }
         };
         if wait.is_zero() {

@@ -256,6 +256,7 @@ where
     F: Fn(Vec<T>) -> Fut,
     Fut: std::future::Future<Output = Result<BatchOutcome, CallError>>,
 {
+    let by_id: std::collections::HashMap<i64, &Claimed> = batch.iter().map(|c| (c.id, c)).collect();
     let mut first = true;
     let mut items = items.into_iter().peekable();
     while items.peek().is_some() {
@@ -266,7 +267,7 @@ where
         first = false;
         let live: Vec<&Claimed> = chunk
             .iter()
-            .filter_map(|item| batch.iter().find(|c| c.id == id_of(item)))
+            .filter_map(|item| by_id.get(&id_of(item)).copied())
             .collect();
         metrics::histogram!("tandem_batch_size", "destination" => dest.name.clone())
             .record(chunk.len() as f64);
