@@ -78,7 +78,7 @@ fn lead(n: u64, people: u64) -> NewLead {
     }
 }
 
-async fn build(path: &PathBuf, deals: u64, touches: u64) -> anyhow::Result<()> {
+async fn build(path: &std::path::Path, deals: u64, touches: u64) -> anyhow::Result<()> {
     let store = Arc::new(SqliteStore::open(path, SqliteOptions::default())?);
     // Every deal has one person; people without a deal are leads that went nowhere.
     let people = (touches / 4).max(deals);
@@ -96,7 +96,10 @@ async fn build(path: &PathBuf, deals: u64, touches: u64) -> anyhow::Result<()> {
         }
         next += 2_000;
     }
-    println!("  built {touches} leads of {people} people in {}", ms(started.elapsed()));
+    println!(
+        "  built {touches} leads of {people} people in {}",
+        ms(started.elapsed())
+    );
     let started = Instant::now();
     for first in (0..deals).step_by(1_000) {
         let batch = (first..(first + 1_000).min(deals))

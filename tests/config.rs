@@ -209,9 +209,30 @@ fn demo_config_loads_after_placeholder_substitution() {
     let text = repo_file("config/demo.toml")
         .replace("@LISTEN@", "127.0.0.1:18080")
         .replace("@STATE@", &state.display().to_string())
-        .replace("@HUBSPOT_BASE_URL@", "http://127.0.0.1:18081/")
-        .replace("@HUBSPOT_TOKEN@", "demo-token");
-    assert!(!text.contains('@'), "unsubstituted placeholder left");
+        .replace(
+            "@HUBSPOT@",
+            "kind = \"hubspot\"\ntoken = \"demo-token\"\nbase_url = \"http://127.0.0.1:18081/\"",
+        )
+        .replace(
+            "@GOOGLE_ADS@",
+            "kind = \"google_ads\"\ncustomer_id = \"1234567890\"\nclient_id = \"c\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\nconversion_actions = { won = \"1\" }",
+        )
+        .replace(
+            "@META_CAPI@",
+            "kind = \"meta_capi\"\ndataset_id = \"1234567890123456\"\naccess_token = \"t\"",
+        )
+        .replace(
+            "@LINKEDIN@",
+            "kind = \"linkedin\"\naccess_token = \"t\"\nconversions = { won = \"urn:lla:llaPartnerConversion:1\" }",
+        )
+        .replace(
+            "@MAILCHIMP@",
+            "kind = \"mailchimp\"\napi_key = \"k-us21\"\nlist_id = \"a1b2c3d4e5\"",
+        );
+    assert!(
+        !text.contains("= \"@") && !text.contains("\n@"),
+        "unsubstituted placeholder left"
+    );
     let config = Config::load(&write_config(dir.path(), &text)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.daemon.listen.port(), 18080);
     assert_eq!(config.daemon.state, StateLocation::Sqlite(state));
@@ -220,6 +241,9 @@ fn demo_config_loads_after_placeholder_substitution() {
     };
     assert_eq!(h.base_url, "http://127.0.0.1:18081/");
     assert!(config.connectors["website"].webhook().is_some());
+    let a = config.attribution.expect("[attribution]");
+    assert_eq!(a.from, "hubspot");
+    assert_eq!(a.to.len(), 5);
 }
 
 #[test]

@@ -8,10 +8,13 @@
 
 pub mod brevo;
 pub mod context;
+pub mod google_ads;
 pub mod hubspot;
 pub mod klaviyo;
+pub mod linkedin;
 pub mod linkedin_lead_gen;
 pub mod mailchimp;
+pub mod meta_capi;
 pub mod model;
 pub mod oauth;
 pub mod outcome;
@@ -144,12 +147,18 @@ registry! {
     Zoho(zoho::ZohoConfig) = "zoho",
     /// LinkedIn Lead Gen Forms responses (polled).
     LinkedinLeadGen(linkedin_lead_gen::LinkedinLeadGenConfig) = "linkedin_lead_gen",
-    /// Mailchimp audience members changed since the cursor (polled).
+    /// Mailchimp audience members (polled source; tags as write-back).
     Mailchimp(mailchimp::MailchimpConfig) = "mailchimp",
     /// Brevo contacts created or updated since the cursor (polled).
     Brevo(brevo::BrevoConfig) = "brevo",
     /// Klaviyo profiles created or updated since the cursor (polled).
     Klaviyo(klaviyo::KlaviyoConfig) = "klaviyo",
+    /// Meta Conversions API: CRM milestones back to a dataset (write-back).
+    MetaCapi(meta_capi::MetaCapiConfig) = "meta_capi",
+    /// Google Ads offline conversions (Data Manager API; Google Ads API for grandfathered tokens).
+    GoogleAds(google_ads::GoogleAdsConfig) = "google_ads",
+    /// LinkedIn Conversions API (write-back of deal milestones).
+    Linkedin(linkedin::LinkedinConfig) = "linkedin",
 }
 
 impl ConnectorKind {

@@ -98,6 +98,18 @@ pub trait OutcomeWebhook: Send + Sync {
     fn verify(&self, req: &PresetRequest<'_>) -> Result<usize, PresetError>;
 }
 
+/// The close instant of a CRM that only keeps a close *date* (Salesforce `CloseDate`, Zoho
+/// `Closing_Date`): the end of that day (UTC), but never later than the deal's last change (the
+/// end of its second: both CRMs stamp changes to the second). A deal closed today and read now
+/// closes "now", so today's touchpoints and clicks count and the conversion never precedes the
+/// click; a deal read long after its close date closes at the end of that day.
+pub fn close_instant_of_date(date_midnight_ms: i64, modified_at_ms: i64) -> i64 {
+    const DAY_MS: i64 = 86_400_000;
+    date_midnight_ms
+        .saturating_add(DAY_MS - 1)
+        .min(modified_at_ms.saturating_add(999).max(date_midnight_ms))
+}
+
 /// Minor units per major unit for an ISO 4217 code (JPY 0, KWD 3, most 2).
 pub fn currency_exponent(currency: &str) -> u32 {
     match currency.to_ascii_uppercase().as_str() {
@@ -164,6 +176,18 @@ pub fn minor_units_text(amount_minor: i64, currency: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_close_date_closes_at_the_end_of_its_day_or_at_the_last_change() {
+        let day = 1_795_564_800_000; // midnight UTC
+        assert_eq!(close_instant_of_date(day, day + 3_600_000), day + 3_600_999);
+        assert_eq!(
+            close_instant_of_date(day, day + 5 * 86_400_000),
+            day + 86_399_999
+        );
+        // A close date after the last change (an expected date kept on a won deal): the date.
+        assert_eq!(close_instant_of_date(day, day - 5_000), day);
+    }
 
     #[test]
     fn amounts_become_exact_minor_units_per_currency() {

@@ -164,8 +164,13 @@ pub trait WritebackSandbox: Send + Sync {
 
 /// Starts the write-back sandbox of `kind`; `None` for kinds without one.
 pub async fn start_writeback(kind: &str) -> std::io::Result<Option<Box<dyn WritebackSandbox>>> {
-    let _ = kind;
-    Ok(None)
+    Ok(match kind {
+        "google_ads" => Some(crate::google_ads::sandbox::writeback::start().await?),
+        "linkedin" => Some(crate::linkedin::sandbox::writeback::start().await?),
+        "meta_capi" => Some(crate::meta_capi::sandbox::writeback::start().await?),
+        "mailchimp" => Some(crate::mailchimp::sandbox::writeback::start().await?),
+        _ => None,
+    })
 }
 
 /// Every write-back kind the closed-loop suite runs against.

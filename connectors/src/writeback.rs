@@ -14,9 +14,7 @@ use crate::sink::{BatchOutcome, CallError, FORGET_UNSUPPORTED, ForgetRecord, Rat
 
 /// tandem's stages of a deal, in funnel order. The config maps each CRM's pipelines and stages
 /// onto them.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Milestone {
     Qualified,

@@ -8,7 +8,10 @@ use crate::{
     attribution::{Model, ModelParams},
     config::{Config, StateLocation},
     outcomes::report::{ReportPeriod, attribution_report, quality_report},
-    store::{Store, sqlite::{SqliteStore, now_ms}},
+    store::{
+        Store,
+        sqlite::{SqliteStore, now_ms},
+    },
 };
 
 /// Which report.

@@ -16,8 +16,8 @@ use tandem_connectors::{
 use crate::{
     config::Config,
     engine::Sinks,
-    outcomes::{Destination, LoopConfig, milestones::StageMap, plan::Caps},
     mapping::{FieldTemplates, RenderError},
+    outcomes::{Destination, LoopConfig, milestones::StageMap, plan::Caps},
     store::{LeadDelivery, Store, StoreConnectorState},
 };
 
@@ -264,24 +264,23 @@ fn outcome_side(
                 kind.kind_name()
             )
         })?;
-    let destinations = a
-        .to
-        .iter()
-        .filter_map(|name| {
-            let sink = sinks.get(name)?.writeback.as_ref()?;
-            Some(Destination {
-                name: name.clone(),
-                accepts: Milestone::ALL
-                    .into_iter()
-                    .filter(|m| sink.accepts(*m))
-                    .collect(),
-                caps: Caps {
-                    restate: sink.supports(WritebackAction::Restate),
-                    retract: sink.supports(WritebackAction::Retract),
-                },
+    let destinations =
+        a.to.iter()
+            .filter_map(|name| {
+                let sink = sinks.get(name)?.writeback.as_ref()?;
+                Some(Destination {
+                    name: name.clone(),
+                    accepts: Milestone::ALL
+                        .into_iter()
+                        .filter(|m| sink.accepts(*m))
+                        .collect(),
+                    caps: Caps {
+                        restate: sink.supports(WritebackAction::Restate),
+                        retract: sink.supports(WritebackAction::Retract),
+                    },
+                })
             })
-        })
-        .collect();
+            .collect();
     let meta_sources = config
         .connectors
         .iter()

@@ -9,11 +9,7 @@ use rand::{SeedableRng, rngs::SmallRng};
 use tandem_connectors::{CallError, outcome::OutcomeSource};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    EngineOptions, Wakers,
-    limits::DestinationLimiter,
-    sources::wait_after_error,
-};
+use super::{EngineOptions, Wakers, limits::DestinationLimiter, sources::wait_after_error};
 use crate::{
     outcomes::{LoopConfig, deal_record},
     store::{OutcomeBatch, Store, sqlite::now_ms},
@@ -52,14 +48,28 @@ pub(super) async fn outcome_loop(
             _ = limiter.ready() => {}
             _ = cancel.cancelled() => break,
         }
-        let wait = match poll_once(source.as_ref(), &cfg, store.as_ref(), &wakers, &opts, &cursor_name, &cancel).await {
+        let wait = match poll_once(
+            source.as_ref(),
+            &cfg,
+            store.as_ref(),
+            &wakers,
+            &opts,
+            &cursor_name,
+            &cancel,
+        )
+        .await
+        {
             Ok(Some(more)) => {
                 failures = 0;
                 if std::mem::take(&mut paused) {
                     let _ = store.set_paused(&pause_key, None).await;
                     tracing::info!(crm = %crm, "deal outcomes readable again");
                 }
-                if more { Duration::ZERO } else { source.interval() }
+                if more {
+                    Duration::ZERO
+                } else {
+                    source.interval()
+                }
             }
             Ok(None) => break,
             Err(e) => {
@@ -105,7 +115,10 @@ async fn poll_once(
         .iter()
         .map(|o| (o.deal_id.clone(), o.contacts.clone()))
         .collect();
-    let contexts = store.outcome_context(crm, keys).await.map_err(store_error)?;
+    let contexts = store
+        .outcome_context(crm, keys)
+        .await
+        .map_err(store_error)?;
     let now = now_ms();
     let deals = page
         .outcomes
@@ -122,10 +135,13 @@ async fn poll_once(
         })
         .await
         .map_err(store_error)?;
-    metrics::counter!("tandem_outcome_polls_total", "crm" => crm.clone(), "result" => "ok").increment(1);
-    metrics::counter!("tandem_deal_changes_total", "crm" => crm.clone()).increment(recorded.changed as u64);
+    metrics::counter!("tandem_outcome_polls_total", "crm" => crm.clone(), "result" => "ok")
+        .increment(1);
+    metrics::counter!("tandem_deal_changes_total", "crm" => crm.clone())
+        .increment(recorded.changed as u64);
     for (destination, n) in &recorded.enqueued {
-        metrics::counter!("tandem_writebacks_enqueued_total", "destination" => destination.clone()).increment(*n as u64);
+        metrics::counter!("tandem_writebacks_enqueued_total", "destination" => destination.clone())
+            .increment(*n as u64);
         wakers.wake(destination);
     }
     if recorded.changed > 0 || !recorded.enqueued.is_empty() {

@@ -136,7 +136,9 @@ async fn deliver(
         };
         let records = std::slice::from_ref(&record);
         let result = match (&dest.sinks.lead, &dest.sinks.writeback) {
-            (Some(lead), _) if lead.supports_forget() => call(dest, opts, lead.forget(records)).await,
+            (Some(lead), _) if lead.supports_forget() => {
+                call(dest, opts, lead.forget(records)).await
+            }
             (_, Some(wb)) if wb.supports_forget() => call(dest, opts, wb.forget(records)).await,
             (Some(lead), _) => call(dest, opts, lead.forget(records)).await,
             (None, Some(wb)) => call(dest, opts, wb.forget(records)).await,
@@ -168,7 +170,10 @@ async fn deliver_upserts(
     rng: &mut SmallRng,
 ) -> Vec<Settlement> {
     let Some(sink) = dest.sinks.lead.clone() else {
-        return dead_all(batch, "this connector does not receive leads; drop this dead letter");
+        return dead_all(
+            batch,
+            "this connector does not receive leads; drop this dead letter",
+        );
     };
     let (records, settlements) = to_records(batch);
     let limit = sink.max_batch().max(1);
@@ -176,7 +181,19 @@ async fn deliver_upserts(
         let sink = sink.clone();
         async move { sink.upsert_people(&chunk).await }
     };
-    send_in_batches(dest, store, opts, batch, records, limit, |r| r.delivery_id, send, settlements, rng).await
+    send_in_batches(
+        dest,
+        store,
+        opts,
+        batch,
+        records,
+        limit,
+        |r| r.delivery_id,
+        send,
+        settlements,
+        rng,
+    )
+    .await
 }
 
 async fn deliver_writebacks(
@@ -187,14 +204,20 @@ async fn deliver_writebacks(
     rng: &mut SmallRng,
 ) -> Vec<Settlement> {
     let Some(sink) = dest.sinks.writeback.clone() else {
-        return dead_all(batch, "this connector no longer takes write-backs ([attribution] to); drop this dead letter");
+        return dead_all(
+            batch,
+            "this connector no longer takes write-backs ([attribution] to); drop this dead letter",
+        );
     };
     let mut settled = Vec::new();
     let mut conversions = Vec::new();
     for c in batch {
         if c.payload.is_empty() {
             // Its person was forgotten while it waited: cancelled, never sent.
-            settled.push(Settlement::Done { id: c.id, remote_id: None });
+            settled.push(Settlement::Done {
+                id: c.id,
+                remote_id: None,
+            });
             continue;
         }
         match serde_json::from_str::<Conversion>(&c.payload) {
@@ -218,7 +241,19 @@ async fn deliver_writebacks(
         let sink = sink.clone();
         async move { sink.send(&chunk).await }
     };
-    let mut out = send_in_batches(dest, store, opts, batch, conversions, limit, |c| c.delivery_id, send, settled, rng).await;
+    let mut out = send_in_batches(
+        dest,
+        store,
+        opts,
+        batch,
+        conversions,
+        limit,
+        |c| c.delivery_id,
+        send,
+        settled,
+        rng,
+    )
+    .await;
     if !keeps_ids {
         for s in &mut out {
             if let Settlement::Done { remote_id, .. } = s {
@@ -232,7 +267,10 @@ async fn deliver_writebacks(
 fn dead_all(batch: &[Claimed], error: &str) -> Vec<Settlement> {
     batch
         .iter()
-        .map(|c| Settlement::Dead { id: c.id, error: error.to_owned() })
+        .map(|c| Settlement::Dead {
+            id: c.id,
+            error: error.to_owned(),
+        })
         .collect()
 }
 
@@ -277,7 +315,8 @@ where
                 for (claimed, item) in live.iter().zip(chunk) {
                     dest.limiter.ready().await;
                     let single = call(dest, opts, send(vec![item])).await;
-                    settlements.extend(consequences(dest, store, opts, &[*claimed], single, rng).await);
+                    settlements
+                        .extend(consequences(dest, store, opts, &[*claimed], single, rng).await);
                 }
             }
             result => settlements.extend(consequences(dest, store, opts, &live, result, rng).await),

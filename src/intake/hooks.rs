@@ -238,6 +238,7 @@ async fn accept(
 /// The waker name of a source's fetch workers.
 /// A CRM's deal webhook: authenticated, then a wake-up for the outcome poll (which stays the one
 /// source of truth, so nothing is stored here and a lost notification only costs latency).
+#[allow(clippy::result_large_err)] // the same `Rejection` as every other intake path
 fn deal_events(
     state: &AppState,
     connector: &str,

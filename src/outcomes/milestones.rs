@@ -97,9 +97,18 @@ mod tests {
             lost: vec!["discovery".into()],
         });
         let m = |p, s, st| map.milestone_of(&outcome(p, s, st));
-        assert_eq!(m(None, "qualifiedtobuy", DealState::Open), Milestone::Qualified);
-        assert_eq!(m(Some("enterprise"), "discovery", DealState::Open), Milestone::Qualified);
-        assert_eq!(m(Some("smb"), "discovery", DealState::Open), Milestone::Lost);
+        assert_eq!(
+            m(None, "qualifiedtobuy", DealState::Open),
+            Milestone::Qualified
+        );
+        assert_eq!(
+            m(Some("enterprise"), "discovery", DealState::Open),
+            Milestone::Qualified
+        );
+        assert_eq!(
+            m(Some("smb"), "discovery", DealState::Open),
+            Milestone::Lost
+        );
         assert_eq!(m(None, "custom_won", DealState::Won), Milestone::Won);
         assert_eq!(m(None, "custom_lost", DealState::Lost), Milestone::Lost);
         assert_eq!(m(None, "demo", DealState::Open), Milestone::Opportunity);

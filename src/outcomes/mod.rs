@@ -68,9 +68,15 @@ pub fn attribution_deal(o: &Outcome, milestone: Milestone) -> Deal {
 }
 
 /// A deal's credits as the CRM's deal fields and the write-backs carry them.
-pub fn attribution_summary(cfg: &LoopConfig, deal: &Deal, leads: &[ReadLead], now_ms: i64) -> AttributionSummary {
+pub fn attribution_summary(
+    cfg: &LoopConfig,
+    deal: &Deal,
+    leads: &[ReadLead],
+    now_ms: i64,
+) -> AttributionSummary {
     let touches: Vec<_> = leads.iter().map(|l| l.touch.clone()).collect();
-    let credited = attribution::attribute(cfg.model, &cfg.params, deal, &touches, cfg.lookback, now_ms);
+    let credited =
+        attribution::attribute(cfg.model, &cfg.params, deal, &touches, cfg.lookback, now_ms);
     AttributionSummary {
         model: cfg.model.name().to_owned(),
         first_touch: credited.credits.first().map(|c| summary(&c.touch)),
@@ -90,7 +96,12 @@ pub fn attribution_summary(cfg: &LoopConfig, deal: &Deal, leads: &[ReadLead], no
 /// Turns one polled deal and what the store knew of it into the record to store, with a
 /// write-back plan per destination and accepted milestone, in funnel order (so earlier milestones
 /// are queued, and therefore sent, before later ones).
-pub fn deal_record(cfg: &LoopConfig, outcome: Outcome, ctx: DealContext, now_ms: i64) -> DealRecord {
+pub fn deal_record(
+    cfg: &LoopConfig,
+    outcome: Outcome,
+    ctx: DealContext,
+    now_ms: i64,
+) -> DealRecord {
     let milestone = cfg.stages.milestone_of(&outcome);
     let at = match milestone {
         Milestone::Won | Milestone::Lost => outcome.closed_at_ms.unwrap_or(outcome.modified_at_ms),
@@ -118,7 +129,10 @@ pub fn deal_record(cfg: &LoopConfig, outcome: Outcome, ctx: DealContext, now_ms:
             .collect();
         let (person, clicks) = merge_person(&own);
         for dest in &cfg.destinations {
-            for m in Milestone::ALL.into_iter().filter(|m| dest.accepts.contains(m)) {
+            for m in Milestone::ALL
+                .into_iter()
+                .filter(|m| dest.accepts.contains(m))
+            {
                 let mut person = person.clone();
                 person.remote_id = primary.remote_ids.get(&dest.name).cloned();
                 writebacks.push(WritebackPlan {

@@ -96,12 +96,21 @@ mod tests {
         assert_eq!((a, t0.version), (WritebackAction::Send, 0));
         assert_eq!(decide(Some(&t0), &want(true, 100), ALL), None);
         let (a, t1) = decide(Some(&t0), &want(true, 150), ALL).unwrap();
-        assert_eq!((a, t1.version, t1.value_minor), (WritebackAction::Restate, 1, Some(150)));
+        assert_eq!(
+            (a, t1.version, t1.value_minor),
+            (WritebackAction::Restate, 1, Some(150))
+        );
         let (a, t2) = decide(Some(&t1), &want(false, 150), ALL).unwrap();
-        assert_eq!((a, t2.retracted, t2.version), (WritebackAction::Retract, true, 2));
+        assert_eq!(
+            (a, t2.retracted, t2.version),
+            (WritebackAction::Retract, true, 2)
+        );
         assert_eq!(decide(Some(&t2), &want(false, 150), ALL), None);
         let (a, t3) = decide(Some(&t2), &want(true, 150), ALL).unwrap();
-        assert_eq!((a, t3.retracted, t3.version), (WritebackAction::Send, false, 3));
+        assert_eq!(
+            (a, t3.retracted, t3.version),
+            (WritebackAction::Send, false, 3)
+        );
         assert_eq!(request_key("k", WritebackAction::Send, 0), "k");
         assert_eq!(request_key("k", WritebackAction::Retract, 2), "k:retract:2");
     }

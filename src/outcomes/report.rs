@@ -41,9 +41,19 @@ pub fn parse_bound(s: &str, now_ms: i64) -> Result<i64, String> {
 }
 
 impl ReportPeriod {
-    pub fn parse(since: Option<String>, until: Option<String>, now_ms: i64) -> Result<Self, String> {
-        let since_ms = since.as_deref().map(|s| parse_bound(s, now_ms)).transpose()?;
-        let until_ms = until.as_deref().map(|s| parse_bound(s, now_ms)).transpose()?;
+    pub fn parse(
+        since: Option<String>,
+        until: Option<String>,
+        now_ms: i64,
+    ) -> Result<Self, String> {
+        let since_ms = since
+            .as_deref()
+            .map(|s| parse_bound(s, now_ms))
+            .transpose()?;
+        let until_ms = until
+            .as_deref()
+            .map(|s| parse_bound(s, now_ms))
+            .transpose()?;
         if let (Some(a), Some(b)) = (since_ms, until_ms)
             && a >= b
         {
@@ -83,12 +93,22 @@ pub fn attribution_report(
             attribute(model, params, &d.deal, &touches, lookback, now_ms)
         })
         .collect();
-    AttributionReport::new(model, period.since.clone(), period.until.clone(), by, &credits)
+    AttributionReport::new(
+        model,
+        period.since.clone(),
+        period.until.clone(),
+        by,
+        &credits,
+    )
 }
 
 /// Lead quality: every person with a touchpoint, their deals, and whether any of their deals
 /// reached `qualified`.
-pub fn quality_report(inputs: &AttributionInputs, period: &ReportPeriod, by: Dimension) -> QualityReport {
+pub fn quality_report(
+    inputs: &AttributionInputs,
+    period: &ReportPeriod,
+    by: Dimension,
+) -> QualityReport {
     let mut deals_of: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, d) in inputs.deals.iter().enumerate() {
         for p in &d.people {
@@ -105,13 +125,23 @@ pub fn quality_report(inputs: &AttributionInputs, period: &ReportPeriod, by: Dim
                 touches: touches.clone(),
                 qualified: deals.iter().any(|i| {
                     let reached = &inputs.deals[*i].reached;
-                    reached.contains_key(&Milestone::Qualified) || reached.contains_key(&Milestone::Won)
+                    reached.contains_key(&Milestone::Qualified)
+                        || reached.contains_key(&Milestone::Won)
                 }),
-                deals: deals.iter().map(|i| inputs.deals[*i].deal.clone()).collect(),
+                deals: deals
+                    .iter()
+                    .map(|i| inputs.deals[*i].deal.clone())
+                    .collect(),
             }
         })
         .collect();
-    QualityReport::new(period.since.clone(), period.until.clone(), by, &period.period, &people)
+    QualityReport::new(
+        period.since.clone(),
+        period.until.clone(),
+        by,
+        &period.period,
+        &people,
+    )
 }
 
 #[cfg(test)]
@@ -121,10 +151,17 @@ mod tests {
     #[test]
     fn bounds_read_as_times_dates_or_durations_back() {
         let now = 1_767_312_000_000; // 2026-01-02T00:00:00Z
-        assert_eq!(parse_bound("2026-01-01T00:00:00Z", now), Ok(1_767_225_600_000));
+        assert_eq!(
+            parse_bound("2026-01-01T00:00:00Z", now),
+            Ok(1_767_225_600_000)
+        );
         assert_eq!(parse_bound("2026-01-01", now), Ok(1_767_225_600_000));
         assert_eq!(parse_bound("1d", now), Ok(1_767_225_600_000));
-        assert!(parse_bound("yesterday", now).unwrap_err().contains("RFC 3339"));
+        assert!(
+            parse_bound("yesterday", now)
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
         assert!(ReportPeriod::parse(Some("1d".into()), Some("2d".into()), now).is_err());
     }
 }

@@ -34,6 +34,8 @@ const BODY_EXCERPT: usize = 200;
 #[derive(Debug, Clone)]
 pub struct HubspotClient {
     http: reqwest::Client,
+    /// The configured API root, with a trailing slash (the deal side joins its own paths).
+    base: reqwest::Url,
     auth: Auth,
     upsert_url: reqwest::Url,
     read_url: reqwest::Url,
@@ -101,11 +103,27 @@ impl HubspotClient {
             properties_url: join(PROPERTIES_PATH)?,
             gdpr_delete_url: join(GDPR_DELETE_PATH)?,
             http,
+            base,
             auth,
             rate_limit: config.effective_rate_limit(),
             id_property: config.id_property.clone().filter(|p| !p.trim().is_empty()),
             timeout: config.timeout.0,
         })
+    }
+
+    /// `path` (no leading slash needed) under the configured base URL.
+    pub(crate) fn endpoint(&self, path: &str) -> Result<reqwest::Url, BuildError> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| BuildError::BaseUrl {
+                url: self.base.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The HTTP client, for requests built by the deal side.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Whether this client authenticates as an OAuth app.

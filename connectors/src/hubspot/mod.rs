@@ -9,7 +9,16 @@
 //! - [`verify`]: `check --connect`: credentials and mapped properties against the portal.
 //! - [`wire`]: HubSpot's JSON bodies, shared with the sandbox.
 //! - [`limits`]: the tier table and the `X-HubSpot-RateLimit-*` headers.
-//! - `sandbox` (feature `sandbox`): a faithful fake of the contacts API for tests and the demo.
+//! - `sandbox` (feature `sandbox`): a faithful fake of the contacts and deals APIs for tests and
+//!   the demo.
+//!
+//! The deal side (closing the loop):
+//! - [`outcomes`]: the [`crate::outcome::OutcomeSource`]: deals changed since a cursor
+//!   (`POST /crm/v3/objects/deals/search`, keyset-paged) with their contacts (v4 associations).
+//! - [`deal_webhook`]: deal-change webhooks (`X-HubSpot-Signature-v3`) as wake-ups for the poll.
+//! - [`deal_writeback`]: the [`crate::writeback::WritebackSink`] writing first touch, last touch
+//!   and the credit line onto the deal (`POST /crm/v3/objects/deals/batch/update`).
+//! - [`deal_config`]: their config keys; [`deals_wire`]: their JSON bodies.
 //!
 //! ```toml
 //! [connectors.hubspot]
@@ -25,13 +34,26 @@
 //! # id_property = "crm_lead_key"   # unique contact property for leads without an email
 //! # base_url = "https://api.hubapi.com"
 //! # timeout = "30s"
+//! # The deal side (`[attribution] from` / `to`):
+//! # outcome_poll_interval = "1m"
+//! # outcomes_since = "2026-01-01T00:00:00Z"   # first poll; default 30 days back
+//! # outcome_overlap = "2m"
+//! # currency = "USD"                # for deals without deal_currency_code
+//! # deal_fields = { first_touch = "tandem_first_touch", last_touch = "tandem_last_touch", attribution = "tandem_attribution" }
+//! # webhook_secret = "${env:HUBSPOT_CLIENT_SECRET}"   # the app's client secret: deal webhooks
+//! # webhook_url = "https://tandem.example.com/hooks/hubspot"  # as entered in HubSpot, behind a proxy
 //! ```
 
 pub mod auth;
 pub mod batch;
 pub mod client;
 pub mod conflict;
+pub mod deal_config;
+pub mod deal_webhook;
+pub mod deal_writeback;
+pub mod deals_wire;
 pub mod limits;
+pub mod outcomes;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod verify;
@@ -45,6 +67,7 @@ use serde::Deserialize;
 use crate::{sink::RateLimit, units::HumanDuration};
 
 pub use client::{HubspotClient, MAX_BATCH};
+pub use deal_config::DealFields;
 pub use limits::Tier;
 
 /// HubSpot's production API.
@@ -86,6 +109,30 @@ pub struct HubspotConfig {
     /// Per request, connecting included.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// How often deals are polled when nothing more waits (`[attribution] from`).
+    #[serde(default = "deal_config::default_poll_interval")]
+    pub outcome_poll_interval: HumanDuration,
+    /// Where the first deal poll starts (RFC 3339); default 30 days before it.
+    #[serde(default)]
+    pub outcomes_since: Option<String>,
+    /// Each pass re-reads this much before the newest deal seen, for writes HubSpot's search
+    /// shows late.
+    #[serde(default = "deal_config::default_overlap")]
+    pub outcome_overlap: HumanDuration,
+    /// The account currency, for deals without a `deal_currency_code`.
+    #[serde(default = "deal_config::default_currency")]
+    pub currency: String,
+    /// The deal properties attribution is written to (`[attribution] to`).
+    #[serde(default)]
+    pub deal_fields: DealFields,
+    /// The app's client secret, to check `X-HubSpot-Signature-v3` on deal webhooks; unset =
+    /// no deal webhook (polling only).
+    #[serde(default)]
+    pub webhook_secret: Option<SecretString>,
+    /// The webhook target URL exactly as entered in HubSpot (it is part of the signature), when
+    /// tandem sits behind a proxy that changes it.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
 }
 
 fn default_base_url() -> String {
@@ -291,6 +338,10 @@ impl HubspotConfig {
                 "a zero timeout fails every call; write e.g. \"30s\"".to_owned(),
             ));
         }
+        problems.extend(deal_config::problems(
+            self,
+            jiff::Timestamp::now().as_millisecond(),
+        ));
         problems
     }
 }
@@ -310,7 +361,33 @@ impl crate::Connector for HubspotConfig {
     fn is_crm(&self) -> bool {
         true
     }
+
+    fn outcome_source(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::outcome::OutcomeSource>>, crate::BuildError> {
+        Ok(Some(std::sync::Arc::new(outcomes::HubspotOutcomes::new(
+            self, ctx,
+        )?)))
+    }
+
+    fn writeback_sink(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::writeback::WritebackSink>>, crate::BuildError>
+    {
+        Ok(Some(std::sync::Arc::new(
+            deal_writeback::HubspotDealFields::new(self, ctx)?,
+        )))
+    }
+
+    fn is_writeback(&self) -> bool {
+        true
+    }
 }
+
+#[cfg(all(test, feature = "sandbox"))]
+mod deal_tests;
 
 #[cfg(test)]
 mod tests {
@@ -440,6 +517,59 @@ mod tests {
         o["tier"] = "enterprise".into();
         let p = config(o).validate();
         assert!(p[0].1.contains("110/10s for an OAuth app"), "{p:?}");
+    }
+
+    #[test]
+    fn deal_side_defaults_and_checks() {
+        let c = config(serde_json::json!({"token": "t", "webhook_secret": "whsec-SECRET-3"}));
+        assert_eq!(c.outcome_poll_interval.0, Duration::from_secs(60));
+        assert_eq!(c.outcome_overlap.0, Duration::from_secs(120));
+        assert_eq!(c.currency, "USD");
+        assert_eq!(c.outcomes_since, None);
+        assert_eq!(c.deal_fields, DealFields::default());
+        assert_eq!(c.deal_fields.attribution, "tandem_attribution");
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert!(!format!("{c:?}").contains("SECRET"));
+        assert!(
+            serde_json::from_value::<HubspotConfig>(
+                serde_json::json!({"token": "t", "deal_fields": {"first": "x"}})
+            )
+            .is_err(),
+            "unknown deal_fields keys are refused"
+        );
+        let partial =
+            config(serde_json::json!({"token": "t", "deal_fields": {"attribution": "credit"}}));
+        assert_eq!(partial.deal_fields.first_touch, "tandem_first_touch");
+
+        let bad = config(serde_json::json!({
+            "token": "t",
+            "outcome_poll_interval": "10ms",
+            "outcomes_since": "last tuesday",
+            "outcome_overlap": "2d",
+            "currency": "euro",
+            "deal_fields": {"first_touch": "same", "last_touch": "same", "attribution": "has space"},
+            "webhook_secret": " ",
+            "webhook_url": "not a url"
+        }));
+        let keys: Vec<String> = bad.validate().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "outcome_poll_interval",
+                "outcomes_since",
+                "outcome_overlap",
+                "currency",
+                "deal_fields.last_touch",
+                "deal_fields.attribution",
+                "webhook_secret",
+                "webhook_url"
+            ]
+        );
+        let future =
+            config(serde_json::json!({"token": "t", "outcomes_since": "2999-01-01T00:00:00Z"}));
+        assert!(future.validate()[0].1.contains("in the future"));
+        let stray = config(serde_json::json!({"token": "t", "webhook_url": "https://x.example/h"}));
+        assert!(stray.validate()[0].1.contains("set webhook_secret too"));
     }
 
     #[test]

@@ -92,6 +92,10 @@ pub struct StandardError {
     pub links: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The spec types it as an object; HubSpot sends a string such as
+    /// `crm.associations.NO_ASSOCIATIONS_FOUND`, so any JSON is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_category: Option<serde_json::Value>,
 }
 
 /// `Error`: the body of a whole-call failure (4xx/5xx), and of 429s with their extra fields.
@@ -154,6 +158,11 @@ impl StandardError {
     /// Like [`ErrorBody::describe`], for one input's error inside a 207.
     pub fn describe(&self) -> String {
         describe_error(Some(&self.category), &self.message, &self.errors)
+    }
+
+    /// The `subCategory` when it is text.
+    pub fn sub_category_text(&self) -> Option<&str> {
+        self.sub_category.as_ref()?.as_str()
     }
 }
 

@@ -40,20 +40,20 @@ pub fn iso_seconds(secs: i64) -> String {
 
 /// Keeps at least `gap` between the starts of two requests.
 #[derive(Debug)]
-struct Pacer {
+pub(crate) struct Pacer {
     gap: Duration,
     last: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Pacer {
-    fn new(limit: RateLimit) -> Pacer {
+    pub(crate) fn new(limit: RateLimit) -> Pacer {
         Pacer {
             gap: limit.per / limit.requests.max(1),
             last: tokio::sync::Mutex::new(None),
         }
     }
 
-    async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let mut last = self.last.lock().await;
         if let Some(at) = *last {
             let due = at + self.gap;
@@ -66,11 +66,50 @@ impl Pacer {
     }
 }
 
-enum Auth {
+pub(crate) enum Auth {
     /// HTTP Basic `anystring:KEY`.
     ApiKey(SecretString),
     /// `Authorization: Bearer` (OAuth; Mailchimp's tokens don't expire).
     Bearer(SecretString),
+}
+
+impl Auth {
+    pub(crate) fn from_config(config: &MailchimpConfig) -> Result<Auth, BuildError> {
+        match (&config.api_key, &config.access_token) {
+            (Some(k), None) => Ok(Auth::ApiKey(k.clone())),
+            (None, Some(t)) => Ok(Auth::Bearer(t.clone())),
+            _ => Err(BuildError::Http(
+                "set exactly one of `api_key` and `access_token`".to_owned(),
+            )),
+        }
+    }
+
+    pub(crate) fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::ApiKey(k) => request.basic_auth("tandem", Some(k.expose_secret())),
+            Auth::Bearer(t) => request.bearer_auth(t.expose_secret()),
+        }
+    }
+}
+
+/// The API root (`…/3.0/`) and the audience id of a config, checked.
+pub(crate) fn base_and_list(config: &MailchimpConfig) -> Result<(Url, String), BuildError> {
+    let raw = config.effective_base_url().ok_or_else(|| {
+        BuildError::Http(
+            "no Mailchimp data centre: use an API key ending in \"-us21\", or set `dc`".to_owned(),
+        )
+    })?;
+    let base = crate::hubspot::parse_base_url(&raw).map_err(|reason| BuildError::BaseUrl {
+        url: raw.clone(),
+        reason,
+    })?;
+    let list_id = config.list_id.trim().to_owned();
+    if list_id.is_empty() || !list_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(BuildError::Http(
+            "`list_id` is not an audience id".to_owned(),
+        ));
+    }
+    Ok((base, list_id))
 }
 
 /// The polled Mailchimp source of one connector.
@@ -99,35 +138,14 @@ impl std::fmt::Debug for MailchimpSource {
 
 impl MailchimpSource {
     pub fn new(config: &MailchimpConfig, _ctx: ConnectorContext) -> Result<Self, BuildError> {
-        let raw = config.effective_base_url().ok_or_else(|| {
-            BuildError::Http(
-                "no Mailchimp data centre: use an API key ending in \"-us21\", or set `dc`"
-                    .to_owned(),
-            )
-        })?;
-        let bad = |reason: String| BuildError::BaseUrl {
-            url: raw.clone(),
-            reason,
-        };
-        let base = crate::hubspot::parse_base_url(&raw).map_err(bad)?;
-        let list_id = config.list_id.trim().to_owned();
-        if list_id.is_empty() || !list_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(BuildError::Http(
-                "`list_id` is not an audience id".to_owned(),
-            ));
-        }
+        let (base, list_id) = base_and_list(config)?;
         let members_url = base
             .join(&format!("lists/{list_id}/members"))
-            .map_err(|e| bad(e.to_string()))?;
-        let auth = match (&config.api_key, &config.access_token) {
-            (Some(k), None) => Auth::ApiKey(k.clone()),
-            (None, Some(t)) => Auth::Bearer(t.clone()),
-            _ => {
-                return Err(BuildError::Http(
-                    "set exactly one of `api_key` and `access_token`".to_owned(),
-                ));
-            }
-        };
+            .map_err(|e| BuildError::BaseUrl {
+                url: base.to_string(),
+                reason: e.to_string(),
+            })?;
+        let auth = Auth::from_config(config)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("tandem/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout.0)
@@ -171,10 +189,7 @@ impl MailchimpSource {
             ("count", &self.page_size.to_string()),
             ("offset", &offset.to_string()),
         ]);
-        request = match &self.auth {
-            Auth::ApiKey(k) => request.basic_auth("tandem", Some(k.expose_secret())),
-            Auth::Bearer(t) => request.bearer_auth(t.expose_secret()),
-        };
+        request = self.auth.apply(request);
         self.pacer.wait().await;
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();

@@ -1,5 +1,6 @@
-//! Mailchimp (`kind = "mailchimp"`) as a polled lead source: the members of one audience that
-//! changed since the cursor, `GET /3.0/lists/{list_id}/members?since_last_changed=…
+//! Mailchimp (`kind = "mailchimp"`) as a polled lead source and as a write-back destination.
+//!
+//! As a source: the members of one audience that changed since the cursor, `GET /3.0/lists/{list_id}/members?since_last_changed=…
 //! &before_last_changed=…&sort_field=last_changed&sort_dir=ASC&count=…&offset=…`, authenticated
 //! with an API key (HTTP Basic `anystring:KEY`, data centre from the key's `-us21` suffix) or an
 //! OAuth access token (Bearer; Mailchimp's don't expire, `dc` must be given).
@@ -8,7 +9,13 @@
 //! - [`cursor`]: a `last_changed` window with overlap (never skips, re-reads harmlessly).
 //! - [`mapping`]: a member → a [`crate::source::SourceLead`] (`event_id` = member id).
 //! - [`wire`]: Mailchimp's JSON bodies, shared with the sandbox.
-//! - `sandbox` (feature `sandbox`): a faithful fake of the members API.
+//! - [`writeback`]: the [`crate::writeback::WritebackSink`]: a deal's milestones become tags on
+//!   the person's member (`PUT …/members/{md5}` then `POST …/members/{md5}/tags`), and
+//!   `tandem forget` deletes members permanently; [`tags`] decides which tags.
+//! - [`md5`]: the subscriber hash.
+//! - `sandbox` (feature `sandbox`): a faithful fake of the members, tags and delete APIs.
+//!
+//! See docs/sources/mailchimp.md and docs/writeback/mailchimp.md.
 //!
 //! ```toml
 //! [connectors.mailchimp]
@@ -24,14 +31,25 @@
 //! # rate_limit = "10/1s"
 //! # timeout = "30s"
 //! # base_url = "https://us21.api.mailchimp.com/3.0"
+//! # write-back (`[attribution] to = ["mailchimp"]`):
+//! # writeback_tags = { qualified = "sql", opportunity = "opportunity", won = "deal-won", lost = "deal-lost" }
+//! # customer_tag = "customer"                # set on won, removed when the win is retracted
+//! # status_if_new = "transactional"          # never subscribes anyone to marketing by itself
+//! # writeback_merge_fields = true            # FNAME / LNAME from the person
+//! # skip_merge_validation = true
 //! ```
 
 pub mod client;
 pub mod cursor;
 pub mod mapping;
+pub mod md5;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod tags;
 pub mod wire;
+pub mod writeback;
+#[cfg(all(test, feature = "sandbox"))]
+mod writeback_tests;
 
 use std::time::Duration;
 
@@ -41,6 +59,8 @@ use serde::Deserialize;
 use crate::{linkedin_lead_gen::StartFrom, sink::RateLimit, units::HumanDuration};
 
 pub use client::MailchimpSource;
+pub use tags::WritebackTags;
+pub use writeback::MailchimpWriteback;
 
 /// Member statuses Mailchimp knows.
 pub const STATUSES: &[&str] = &[
@@ -95,7 +115,27 @@ pub struct MailchimpConfig {
     pub rate_limit: Option<RateLimit>,
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// Write-back: the tag each milestone sets (`""` turns a milestone off).
+    #[serde(default)]
+    pub writeback_tags: WritebackTags,
+    /// Write-back: the tag a won deal adds and its retraction removes (`""`: none).
+    #[serde(default = "default_customer_tag")]
+    pub customer_tag: String,
+    /// Write-back: the status of a member tandem has to create. `subscribed` and `pending` are
+    /// used only for people whose latest lead gave consent; everyone else is `transactional`.
+    #[serde(default = "default_status_if_new")]
+    pub status_if_new: String,
+    /// Write-back: send the person's first and last name as FNAME / LNAME.
+    #[serde(default = "default_true")]
+    pub writeback_merge_fields: bool,
+    /// Write-back: create members even when the audience has required merge fields tandem
+    /// can't fill (`?skip_merge_validation=true`).
+    #[serde(default = "default_true")]
+    pub skip_merge_validation: bool,
 }
+
+/// What `status_if_new` may be (Mailchimp also knows `cleaned`, which no new member should get).
+pub const NEW_STATUSES: &[&str] = &["transactional", "subscribed", "pending", "unsubscribed"];
 
 fn default_statuses() -> Vec<String> {
     vec!["subscribed".to_owned(), "pending".to_owned()]
@@ -114,6 +154,15 @@ fn default_page_size() -> u32 {
 }
 fn default_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
+}
+fn default_customer_tag() -> String {
+    "customer".to_owned()
+}
+fn default_status_if_new() -> String {
+    "transactional".to_owned()
+}
+fn default_true() -> bool {
+    true
 }
 
 /// `us21` from `…-us21`, if the key ends in a data centre.
@@ -272,7 +321,57 @@ impl MailchimpConfig {
                 "a zero timeout fails every call; write e.g. \"30s\"".to_owned(),
             );
         }
+        self.validate_writeback(&mut push);
         p
+    }
+
+    fn validate_writeback(&self, push: &mut impl FnMut(&str, String)) {
+        use crate::writeback::Milestone;
+        let mut seen: Vec<(String, String)> = Vec::new();
+        let mut check = |key: String, raw: &str, push: &mut dyn FnMut(&str, String)| {
+            let tag = raw.trim();
+            if tag.is_empty() {
+                return;
+            }
+            if tag.chars().count() > tags::MAX_TAG_LEN {
+                push(
+                    &key,
+                    format!(
+                        "Mailchimp tags have at most {} characters; shorten it",
+                        tags::MAX_TAG_LEN
+                    ),
+                );
+            } else if tag != raw {
+                push(&key, format!("{raw:?} has spaces around it; write {tag:?}"));
+            }
+            if let Some((other, _)) = seen.iter().find(|(_, t)| t.eq_ignore_ascii_case(tag)) {
+                push(
+                    &key,
+                    format!(
+                        "{tag:?} is also the tag of `{other}`; a retraction of one would remove the other, so give each its own tag"
+                    ),
+                );
+            }
+            seen.push((key, tag.to_owned()));
+        };
+        for m in Milestone::ALL {
+            check(
+                format!("writeback_tags.{}", m.name()),
+                self.writeback_tags.raw(m),
+                push,
+            );
+        }
+        check("customer_tag".to_owned(), &self.customer_tag, push);
+        if !NEW_STATUSES.contains(&self.status_if_new.as_str()) {
+            push(
+                "status_if_new",
+                format!(
+                    "{:?} is not a status for a new member; use {} (\"transactional\" never subscribes anyone to marketing)",
+                    self.status_if_new,
+                    NEW_STATUSES.join(", ")
+                ),
+            );
+        }
     }
 }
 
@@ -290,6 +389,20 @@ impl crate::Connector for MailchimpConfig {
         ctx: crate::ConnectorContext,
     ) -> Result<Option<std::sync::Arc<dyn crate::source::PolledSource>>, crate::BuildError> {
         Ok(Some(std::sync::Arc::new(MailchimpSource::new(self, ctx)?)))
+    }
+
+    fn writeback_sink(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::writeback::WritebackSink>>, crate::BuildError>
+    {
+        Ok(Some(std::sync::Arc::new(MailchimpWriteback::new(
+            self, ctx,
+        )?)))
+    }
+
+    fn is_writeback(&self) -> bool {
+        true
     }
 }
 

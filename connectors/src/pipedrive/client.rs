@@ -14,7 +14,7 @@ use crate::{
     BuildError, ConnectorContext,
     model::SinkRecord,
     oauth::{ClientAuth, OAuthClient, OAuthSettings},
-    sink::{BatchOutcome, CallError, LeadSink, RateLimit},
+    sink::{BatchOutcome, CallError, ForgetRecord, LeadSink, RateLimit},
     units::HumanDuration,
 };
 
@@ -302,6 +302,15 @@ impl LeadSink for PipedriveClient {
 
     async fn verify(&self, fields: &[String]) -> Vec<String> {
         super::verify::verify(self, fields).await
+    }
+
+    fn supports_forget(&self) -> bool {
+        true
+    }
+
+    /// `DELETE /api/v2/persons/{id}` per person; see [`super::forget`].
+    async fn forget(&self, batch: &[ForgetRecord]) -> Result<BatchOutcome, CallError> {
+        super::forget::run(self, batch).await
     }
 }
 

@@ -4,7 +4,9 @@
 //! few minutes (the search index lags behind writes). Optionally each delivery also opens a
 //! Pipedrive lead (`POST /api/v1/leads`) linked to the person. Pipedrive has no batch or upsert
 //! endpoint, so a batch is worked through record by record, and a created id is recorded in the
-//! daemon's store before the next record starts.
+//! daemon's store before the next record starts. The same connector is the deal side of the loop:
+//! deals polled as outcomes, attribution written onto their custom fields, and `tandem forget`
+//! deleting persons (docs/crm/pipedrive.md).
 //!
 //! - [`client`]: the [`crate::LeadSink`]: auth (API token or OAuth), pacing, error classes.
 //! - [`upsert`]: one batch, record by record: find, decide conflict rules, write, open the lead.
@@ -12,6 +14,13 @@
 //! - [`wire`]: Pipedrive's JSON envelopes and bodies, shared with the sandbox.
 //! - [`limits`]: plan limits, the `x-ratelimit-*` and daily-budget headers, the request pacer.
 //! - [`verify`]: `check --connect` against `GET /api/v1/personFields`.
+//! - [`forget`]: `tandem forget` as `DELETE /api/v2/persons/{id}`.
+//! - [`deals`] and [`deal_cursor`]: the [`crate::outcome::OutcomeSource`]: deals changed since
+//!   a cursor (`GET /api/v2/deals`), with their person and participants.
+//! - [`hook`]: the deal-change webhook (v2 bodies, HTTP Basic auth) as a wake-up for that poll.
+//! - [`deal_fields`]: the [`crate::writeback::WritebackSink`] that writes attribution onto the
+//!   deal's custom fields (`PATCH /api/v2/deals/{id}`).
+//! - [`shared`]: one client (credentials, pacer) per connector for all of the above.
 //! - `sandbox` (feature `sandbox`): a faithful fake of the endpoints above, with search lag.
 //!
 //! ```toml
@@ -26,20 +35,37 @@
 //! # recent_window = "10m"
 //! # rate_limit = "20/2s"
 //! # timeout = "30s"
+//! # outcome_poll_interval = "1m"            # the deal side: outcomes and attribution fields
+//! # outcomes_since = "2026-01-01T00:00:00Z"  # first poll; default 30 days back
+//! # outcome_overlap = "2m"
+//! # currency = "USD"
+//! # deal_participants = true
+//! # webhook_user = "tandem"                  # the webhook's http_auth_user / http_auth_password
+//! # webhook_password = "${env:PIPEDRIVE_HOOK_PASSWORD}"
+//! # deal_fields = { first_touch = "tandem first touch", last_touch = "tandem last touch", attribution = "tandem attribution" }
 //! ```
 
 pub mod client;
+pub mod deal_cursor;
+pub mod deal_fields;
+pub mod deals;
+pub mod forget;
+pub mod hook;
 pub mod limits;
 pub mod mapping;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod shared;
 pub mod upsert;
 pub mod verify;
 pub mod wire;
 
+#[cfg(all(test, feature = "sandbox"))]
+mod loopback_tests;
+
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::{sink::RateLimit, units::HumanDuration};
@@ -92,6 +118,65 @@ pub struct PipedriveConfig {
     /// Per request, connecting included.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// How often deals are polled when nothing more is waiting.
+    #[serde(default = "default_outcome_poll_interval")]
+    pub outcome_poll_interval: HumanDuration,
+    /// RFC 3339: where the first outcome poll starts (default: 30 days before the first poll).
+    #[serde(default)]
+    pub outcomes_since: Option<String>,
+    /// How far before the newest change seen each poll reads again, for writes that become
+    /// visible late.
+    #[serde(default = "default_outcome_overlap")]
+    pub outcome_overlap: HumanDuration,
+    /// ISO 4217 code for deals without a currency of their own.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Also read a deal's participants (beyond its main person) when it has any.
+    #[serde(default = "default_deal_participants")]
+    pub deal_participants: bool,
+    /// The custom deal fields attribution is written into: API keys (40 hex characters) or the
+    /// fields' names.
+    #[serde(default)]
+    pub deal_fields: DealFieldNames,
+    /// HTTP Basic user the deal webhook was created with (`http_auth_user`).
+    #[serde(default)]
+    pub webhook_user: Option<String>,
+    /// HTTP Basic password the deal webhook was created with (`http_auth_password`).
+    #[serde(default)]
+    pub webhook_password: Option<SecretString>,
+}
+
+/// `deal_fields = { first_touch = "…", last_touch = "…", attribution = "…" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealFieldNames {
+    #[serde(default = "default_first_touch_field")]
+    pub first_touch: String,
+    #[serde(default = "default_last_touch_field")]
+    pub last_touch: String,
+    #[serde(default = "default_attribution_field")]
+    pub attribution: String,
+}
+
+impl Default for DealFieldNames {
+    fn default() -> Self {
+        DealFieldNames {
+            first_touch: default_first_touch_field(),
+            last_touch: default_last_touch_field(),
+            attribution: default_attribution_field(),
+        }
+    }
+}
+
+impl DealFieldNames {
+    /// (config key, configured value), in the order tandem writes them.
+    pub fn entries(&self) -> [(&'static str, &str); 3] {
+        [
+            ("first_touch", self.first_touch.as_str()),
+            ("last_touch", self.last_touch.as_str()),
+            ("attribution", self.attribution.as_str()),
+        ]
+    }
 }
 
 fn default_base_url() -> String {
@@ -109,6 +194,37 @@ fn default_recent_window() -> HumanDuration {
 fn default_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
 }
+fn default_outcome_poll_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+fn default_outcome_overlap() -> HumanDuration {
+    HumanDuration(Duration::from_secs(120))
+}
+fn default_currency() -> String {
+    "USD".to_owned()
+}
+fn default_deal_participants() -> bool {
+    true
+}
+// Pipedrive addresses custom fields by generated keys, so no key can be a default: the defaults
+// are field names, resolved to keys through `GET /api/v1/dealFields`.
+fn default_first_touch_field() -> String {
+    "tandem first touch".to_owned()
+}
+fn default_last_touch_field() -> String {
+    "tandem last touch".to_owned()
+}
+fn default_attribution_field() -> String {
+    "tandem attribution".to_owned()
+}
+
+/// Whether `s` is shaped like a Pipedrive custom field key (40 hex characters).
+pub(crate) fn is_field_key(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The longest `outcome_overlap` accepted: every poll re-reads this much history.
+const MAX_OVERLAP: Duration = Duration::from_secs(86_400);
 
 /// A URL tandem can call: http(s) with a host, no query or fragment; a trailing slash is added
 /// so joining API paths keeps any path prefix.
@@ -261,7 +377,86 @@ impl PipedriveConfig {
                 "must be at least \"10s\" (Pipedrive's search can lag behind a create by seconds); the default is \"10m\"".to_owned(),
             );
         }
+        self.validate_deal_side(&mut push);
         problems
+    }
+
+    /// The deal side's keys: outcome polling, currency, deal fields, webhook credentials.
+    fn validate_deal_side(&self, push: &mut impl FnMut(&str, String)) {
+        if self.outcome_poll_interval.0 < Duration::from_millis(100) {
+            push(
+                "outcome_poll_interval",
+                "must be at least \"100ms\"; every poll is one request against the daily budget, the default is \"1m\"".to_owned(),
+            );
+        }
+        if self.outcome_overlap.0 > MAX_OVERLAP {
+            push(
+                "outcome_overlap",
+                "must be at most \"1d\" (every poll reads this much history again); the default is \"2m\"".to_owned(),
+            );
+        }
+        if let Some(since) = &self.outcomes_since
+            && since.trim().parse::<jiff::Timestamp>().is_err()
+        {
+            push(
+                "outcomes_since",
+                format!("{since:?} is not an RFC 3339 time; write e.g. \"2026-01-01T00:00:00Z\""),
+            );
+        }
+        let c = self.currency.trim();
+        if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+            push(
+                "currency",
+                format!(
+                    "{:?} is not an ISO 4217 code; write e.g. \"USD\" or \"EUR\"",
+                    self.currency
+                ),
+            );
+        }
+        let entries = self.deal_fields.entries();
+        for (i, (key, value)) in entries.iter().enumerate() {
+            if value.trim().is_empty() {
+                push(
+                    &format!("deal_fields.{key}"),
+                    "is empty; write the API key (Settings → Data fields → Deal → the field) or the name of a text custom field".to_owned(),
+                );
+            } else if let Some((other, _)) = entries[..i]
+                .iter()
+                .find(|(_, v)| v.trim().eq_ignore_ascii_case(value.trim()))
+            {
+                push(
+                    &format!("deal_fields.{key}"),
+                    format!(
+                        "names the same field as deal_fields.{other}; each needs a field of its own"
+                    ),
+                );
+            }
+        }
+        match (&self.webhook_user, &self.webhook_password) {
+            (None, None) => {}
+            (Some(_), None) => push(
+                "webhook_password",
+                "webhook_user is set without webhook_password; set both (the webhook's http_auth_user and http_auth_password), or neither to rely on polling".to_owned(),
+            ),
+            (None, Some(_)) => push(
+                "webhook_user",
+                "webhook_password is set without webhook_user; set both (the webhook's http_auth_user and http_auth_password), or neither to rely on polling".to_owned(),
+            ),
+            (Some(user), Some(password)) => {
+                if user.trim().is_empty() || user.contains(':') {
+                    push(
+                        "webhook_user",
+                        "must be non-empty and contain no ':' (HTTP Basic auth splits user and password at the first colon)".to_owned(),
+                    );
+                }
+                if password.expose_secret().is_empty() {
+                    push(
+                        "webhook_password",
+                        "is empty; Pipedrive's webhooks carry no signature, so the Basic auth password is their only proof".to_owned(),
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -274,10 +469,35 @@ impl crate::Connector for PipedriveConfig {
         &self,
         ctx: crate::ConnectorContext,
     ) -> Result<Option<std::sync::Arc<dyn crate::LeadSink>>, crate::BuildError> {
-        Ok(Some(std::sync::Arc::new(PipedriveClient::new(self, ctx)?)))
+        Ok(Some(shared::client(self, ctx)?))
     }
 
     fn is_crm(&self) -> bool {
+        true
+    }
+
+    fn outcome_source(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::outcome::OutcomeSource>>, crate::BuildError> {
+        let client = shared::client(self, ctx)?;
+        Ok(Some(std::sync::Arc::new(deals::DealPoller::new(
+            self, client,
+        ))))
+    }
+
+    fn writeback_sink(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::writeback::WritebackSink>>, crate::BuildError>
+    {
+        let client = shared::client(self, ctx)?;
+        Ok(Some(std::sync::Arc::new(
+            deal_fields::DealFieldWriter::new(self, client),
+        )))
+    }
+
+    fn is_writeback(&self) -> bool {
         true
     }
 }
@@ -329,6 +549,56 @@ mod tests {
         assert!(
             serde_json::from_value::<PipedriveConfig>(serde_json::json!({"api_tokn": "x"}))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn deal_side_keys_have_defaults_and_are_validated() {
+        let c = config(serde_json::json!({"api_token": "t"}));
+        assert_eq!(c.outcome_poll_interval.0, Duration::from_secs(60));
+        assert_eq!(c.outcome_overlap.0, Duration::from_secs(120));
+        assert_eq!(
+            (c.currency.as_str(), c.outcomes_since.as_deref()),
+            ("USD", None)
+        );
+        assert!(c.deal_participants);
+        assert_eq!(c.deal_fields.first_touch, "tandem first touch");
+        assert_eq!(c.deal_fields.attribution, "tandem attribution");
+        assert!(crate::Connector::is_writeback(&c));
+        let c = config(serde_json::json!({
+            "api_token": "t", "outcome_poll_interval": "10ms", "outcome_overlap": "2d",
+            "outcomes_since": "last tuesday", "currency": "EURO",
+            "deal_fields": {"first_touch": " ", "last_touch": "A", "attribution": "a"},
+            "webhook_user": "a:b", "webhook_password": ""
+        }));
+        let keys: Vec<String> = c.validate().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "outcome_poll_interval",
+                "outcome_overlap",
+                "outcomes_since",
+                "currency",
+                "deal_fields.first_touch",
+                "deal_fields.attribution",
+                "webhook_user",
+                "webhook_password"
+            ]
+        );
+        let half = config(serde_json::json!({"api_token": "t", "webhook_user": "u"}));
+        assert_eq!(half.validate()[0].0, "webhook_password");
+        let good = config(serde_json::json!({
+            "api_token": "t", "outcomes_since": "2026-01-01T00:00:00Z", "currency": "eur",
+            "webhook_user": "u", "webhook_password": "hook-secret-9",
+            "deal_fields": {"first_touch": "4f6c1a0e2b9d8c7f6e5d4c3b2a1f0e9d8c7b6a5f"}
+        }));
+        assert!(good.validate().is_empty(), "{:?}", good.validate());
+        assert!(!format!("{good:?}").contains("hook-secret-9"));
+        assert!(
+            serde_json::from_value::<PipedriveConfig>(
+                serde_json::json!({"api_token": "t", "deal_fields": {"first_tuch": "x"}})
+            )
+            .is_err()
         );
     }
 

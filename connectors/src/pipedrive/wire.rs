@@ -1,6 +1,7 @@
 //! Pipedrive's JSON: the `{success, data, additional_data}` envelope, the error envelope
 //! `{success:false, error, error_info}`, v2 persons (body, record, search hit), v1 leads and
-//! person fields. Shared by the client and the sandbox; decoding is lenient, encoding exact.
+//! person fields, v2 deals, v1 deal fields and deal participants. Shared by the client and the
+//! sandbox; decoding is lenient, encoding exact.
 
 use std::collections::BTreeMap;
 
@@ -249,4 +250,125 @@ pub struct PersonField {
     pub edit_flag: bool,
     #[serde(default)]
     pub bulk_edit_allowed: bool,
+}
+
+/// A deal as API v2 returns it (the fields tandem reads). v1 shapes (`person_id` as an object,
+/// `YYYY-MM-DD HH:MM:SS` times) are read too, so a v1 body never breaks a poll.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Deal {
+    pub id: u64,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub pipeline_id: Option<u64>,
+    #[serde(default)]
+    pub stage_id: Option<u64>,
+    /// `open`, `won`, `lost` (or `deleted` when asked for).
+    #[serde(default)]
+    pub status: Option<String>,
+    /// A JSON number (v2) or a numeric string.
+    #[serde(default)]
+    pub value: Option<Value>,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub add_time: Option<String>,
+    #[serde(default)]
+    pub update_time: Option<String>,
+    #[serde(default)]
+    pub won_time: Option<String>,
+    #[serde(default)]
+    pub lost_time: Option<String>,
+    #[serde(default)]
+    pub close_time: Option<String>,
+    /// The deal's main person: a number (v2) or `{value, name, email…}` (v1).
+    #[serde(default)]
+    pub person_id: Option<Value>,
+    #[serde(default)]
+    pub is_deleted: bool,
+    /// Only with `include_fields=participants_count`.
+    #[serde(default)]
+    pub participants_count: Option<u32>,
+    #[serde(default)]
+    pub custom_fields: BTreeMap<String, Value>,
+}
+
+impl std::fmt::Debug for Deal {
+    // Titles and custom fields often carry a person's or company's name: ids and states only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deal")
+            .field("id", &self.id)
+            .field("pipeline_id", &self.pipeline_id)
+            .field("stage_id", &self.stage_id)
+            .field("status", &self.status)
+            .field("update_time", &self.update_time)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deal {
+    /// The main person's id, whichever API version shaped it.
+    pub fn person(&self) -> Option<u64> {
+        match self.person_id.as_ref()? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            Value::Object(o) => o.get("value").and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// `PATCH /api/v2/deals/{id}` as tandem sends it: only the custom fields it owns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DealFieldsBody {
+    pub custom_fields: BTreeMap<String, Value>,
+}
+
+/// One entry of `GET /api/v1/dealFields` (the same shape as person fields).
+pub type DealField = PersonField;
+
+/// One entry of `GET /api/v1/deals/{id}/participants`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Participant {
+    #[serde(default)]
+    pub id: u64,
+    #[serde(default)]
+    pub person_id: Option<ParticipantPerson>,
+    #[serde(default = "active")]
+    pub active_flag: bool,
+}
+
+fn active() -> bool {
+    true
+}
+
+/// The person inside a participant entry (v1 shape: the id is `value`).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ParticipantPerson {
+    pub value: u64,
+    #[serde(default)]
+    pub email: Vec<ContactValue>,
+}
+
+impl std::fmt::Debug for ParticipantPerson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParticipantPerson")
+            .field("value", &self.value)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParticipantPerson {
+    /// The primary email, else the first one.
+    pub fn primary_email(&self) -> Option<&str> {
+        self.email
+            .iter()
+            .find(|e| e.primary)
+            .or(self.email.first())
+            .map(|e| e.value.trim())
+            .filter(|e| !e.is_empty())
+    }
 }

@@ -18,7 +18,7 @@ use crate::{
     context::TokenSet,
     model::SinkRecord,
     oauth::{ClientAuth, OAuthClient, OAuthSettings},
-    sink::{BatchOutcome, CallError, LeadSink, RateLimit},
+    sink::{BatchOutcome, CallError, ForgetRecord, LeadSink, RateLimit},
 };
 
 use super::{
@@ -39,6 +39,13 @@ pub(super) enum Auth {
 
 /// A 2xx answer.
 pub(super) struct Answer {
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Any answer, status included.
+pub(super) struct RawAnswer {
+    pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
@@ -172,6 +179,38 @@ impl SalesforceClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Answer, CallError> {
+        let need = format!("create/edit on {}", self.settings.object.name());
+        self.call_needing(&need, method, path, query, body).await
+    }
+
+    /// [`Self::call`], with `need` saying what a 403 lacks ("read on Opportunity").
+    pub(super) async fn call_needing(
+        &self,
+        need: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Answer, CallError> {
+        let raw = self.call_raw(method, path, query, body).await?;
+        if raw.status.is_success() {
+            return Ok(Answer {
+                headers: raw.headers,
+                body: raw.body,
+            });
+        }
+        Err(self.classify(raw.status, &raw.headers, &raw.body, need))
+    }
+
+    /// One API call with the session handling of [`Self::call`] but any status returned as it
+    /// came, for callers that read a particular refusal themselves (an expired query locator).
+    pub(super) async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<RawAnswer, CallError> {
         let mut token = self.token().await?;
         let mut refreshed = false;
         loop {
@@ -210,13 +249,11 @@ impl SalesforceClient {
                 refreshed = true;
                 continue;
             }
-            if status.is_success() {
-                return Ok(Answer {
-                    headers,
-                    body: bytes.to_vec(),
-                });
-            }
-            return Err(self.classify(status, &headers, &bytes));
+            return Ok(RawAnswer {
+                status,
+                headers,
+                body: bytes.to_vec(),
+            });
         }
     }
 
@@ -249,7 +286,14 @@ impl SalesforceClient {
         }
     }
 
-    fn classify(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallError {
+    /// A refusal as what the engine should do; `need` names the access a 403 lacks.
+    pub(super) fn classify(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        need: &str,
+    ) -> CallError {
         let errors: Vec<ApiError> = serde_json::from_slice(body).unwrap_or_default();
         let message = if errors.is_empty() {
             let text = String::from_utf8_lossy(body);
@@ -287,10 +331,7 @@ impl SalesforceClient {
             403 => limits::limit_refusal(&errors, headers, self.limit_pause, &message).unwrap_or(
                 CallError::Auth {
                     status: 403,
-                    message: format!(
-                        "{message}; give the integration user API Enabled and create/edit on {}",
-                        self.settings.object.name()
-                    ),
+                    message: format!("{message}; give the integration user API Enabled and {need}"),
                 },
             ),
             429 => CallError::RateLimited {
@@ -353,6 +394,15 @@ impl LeadSink for SalesforceClient {
     async fn verify(&self, fields: &[String]) -> Vec<String> {
         self.verify_fields(fields).await
     }
+
+    fn supports_forget(&self) -> bool {
+        true
+    }
+
+    /// `DELETE /composite/sobjects?ids=…` (see `forget.rs`).
+    async fn forget(&self, batch: &[ForgetRecord]) -> Result<BatchOutcome, CallError> {
+        self.delete_records(batch).await
+    }
 }
 
 #[cfg(test)]
@@ -371,17 +421,19 @@ mod tests {
     fn statuses_map_to_what_the_engine_should_do() {
         let c = client();
         let h = HeaderMap::new();
+        let classify = |s, h: &HeaderMap, b: &[u8]| c.classify(s, h, b, "create/edit on Lead");
         let body = |code: &str, msg: &str| serde_json::to_vec(&[ApiError::new(code, msg)]).unwrap();
         assert!(matches!(
-            c.classify(StatusCode::FORBIDDEN, &h, &body("INSUFFICIENT_ACCESS", "no")),
+            classify(StatusCode::FORBIDDEN, &h, &body("INSUFFICIENT_ACCESS", "no")),
             CallError::Auth { status: 403, message } if message.contains("INSUFFICIENT_ACCESS: no")
+                && message.ends_with("create/edit on Lead")
         ));
         assert!(matches!(
-            c.classify(StatusCode::FORBIDDEN, &h, &body("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")),
+            classify(StatusCode::FORBIDDEN, &h, &body("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")),
             CallError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(900)
         ));
         assert_eq!(
-            c.classify(
+            classify(
                 StatusCode::BAD_REQUEST,
                 &h,
                 &body(
@@ -396,15 +448,15 @@ mod tests {
             }
         );
         assert!(matches!(
-            c.classify(StatusCode::MULTIPLE_CHOICES, &h, b"[]"),
+            classify(StatusCode::MULTIPLE_CHOICES, &h, b"[]"),
             CallError::Permanent { .. }
         ));
         assert!(matches!(
-            c.classify(StatusCode::BAD_GATEWAY, &h, b"<html>"),
+            classify(StatusCode::BAD_GATEWAY, &h, b"<html>"),
             CallError::Transient { message, .. } if message.contains("<html>")
         ));
         assert!(matches!(
-            c.classify(
+            classify(
                 StatusCode::UNAUTHORIZED,
                 &h,
                 &body("INVALID_SESSION_ID", "Session expired or invalid")

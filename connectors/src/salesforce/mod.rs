@@ -15,6 +15,10 @@
 //! - [`soql`]: SOQL string escaping and the `IN (…)` reads.
 //! - [`limits`]: the `Sforce-Limit-Info` daily budget and `REQUEST_LIMIT_EXCEEDED`.
 //! - `write` / `verify`: the two write paths, and `check --connect` against the describe call.
+//! - `forget`: `tandem forget`'s deletions (`DELETE /composite/sobjects?ids=…`).
+//! - [`outcomes`]: the Opportunity poll ([`crate::outcome::OutcomeSource`]), with its cursor in
+//!   [`deal_cursor`]; [`deal_fields`]: attribution written onto the Opportunity
+//!   ([`crate::writeback::WritebackSink`]).
 //! - [`wire`]: Salesforce's JSON bodies, shared with the sandbox.
 //! - `sandbox` (feature `sandbox`): a faithful fake of the endpoints above.
 //!
@@ -36,10 +40,22 @@
 //! # timeout = "30s"
 //! # rate_limit = "10/1s"
 //! # base_url = "https://example.my.salesforce.com"   # default: instance_url from the token
+//! # outcome_poll_interval = "1m"                # the Opportunity poll
+//! # outcomes_since = "2026-01-01T00:00:00Z"     # first poll; default 30 days back
+//! # outcome_overlap = "2m"
+//! # currency = "USD"
+//! # multi_currency = false                      # true: read CurrencyIsoCode
+//! # deal_fields = { first_touch = "Tandem_First_Touch__c", last_touch = "Tandem_Last_Touch__c", attribution = "Tandem_Attribution__c" }
 //! ```
 
 pub mod client;
+pub mod deal_cursor;
+pub mod deal_fields;
+#[cfg(all(test, feature = "sandbox"))]
+mod deal_tests;
+mod forget;
 pub mod limits;
+pub mod outcomes;
 pub mod plan;
 pub mod results;
 #[cfg(feature = "sandbox")]
@@ -57,6 +73,8 @@ use serde::Deserialize;
 use crate::{sink::RateLimit, units::HumanDuration};
 
 pub use client::{MAX_BATCH, SalesforceClient};
+pub use deal_fields::SalesforceDealFields;
+pub use outcomes::SalesforceOutcomes;
 
 /// Where refresh tokens are exchanged for production orgs.
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
@@ -163,6 +181,77 @@ pub struct SalesforceConfig {
     /// Slower than tandem's default pace (at most 25/1s).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// How often the Opportunity poll runs when nothing more is waiting.
+    #[serde(default = "default_outcome_poll_interval")]
+    pub outcome_poll_interval: HumanDuration,
+    /// RFC 3339 start of the first Opportunity poll (default: 30 days before the first start).
+    #[serde(default)]
+    pub outcomes_since: Option<String>,
+    /// How far before the newest `SystemModstamp` seen each pass re-reads, for late writes.
+    #[serde(default = "default_outcome_overlap")]
+    pub outcome_overlap: HumanDuration,
+    /// The org's currency, for amounts (and for every amount unless `multi_currency`).
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// The org has multiple currencies enabled: read each Opportunity's `CurrencyIsoCode`.
+    #[serde(default)]
+    pub multi_currency: bool,
+    /// The Opportunity text fields tandem writes attribution to.
+    #[serde(default)]
+    pub deal_fields: DealFields,
+}
+
+/// `deal_fields = { first_touch = "…", last_touch = "…", attribution = "…" }`: Opportunity
+/// field API names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealFields {
+    #[serde(default = "default_first_touch_field")]
+    pub first_touch: String,
+    #[serde(default = "default_last_touch_field")]
+    pub last_touch: String,
+    #[serde(default = "default_attribution_field")]
+    pub attribution: String,
+}
+
+impl Default for DealFields {
+    fn default() -> Self {
+        DealFields {
+            first_touch: default_first_touch_field(),
+            last_touch: default_last_touch_field(),
+            attribution: default_attribution_field(),
+        }
+    }
+}
+
+impl DealFields {
+    /// (config key, field name), in the order they are written.
+    pub fn named(&self) -> [(&'static str, &str); 3] {
+        [
+            ("first_touch", self.first_touch.as_str()),
+            ("last_touch", self.last_touch.as_str()),
+            ("attribution", self.attribution.as_str()),
+        ]
+    }
+}
+
+fn default_first_touch_field() -> String {
+    "Tandem_First_Touch__c".to_owned()
+}
+fn default_last_touch_field() -> String {
+    "Tandem_Last_Touch__c".to_owned()
+}
+fn default_attribution_field() -> String {
+    "Tandem_Attribution__c".to_owned()
+}
+fn default_outcome_poll_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+fn default_outcome_overlap() -> HumanDuration {
+    HumanDuration(Duration::from_secs(120))
+}
+fn default_currency() -> String {
+    "USD".to_owned()
 }
 
 fn default_login_url() -> String {
@@ -395,6 +484,7 @@ impl SalesforceConfig {
                 "a zero timeout fails every call; write e.g. \"30s\"".to_owned(),
             );
         }
+        self.validate_deal_side(&mut push);
         if let Some(wanted) = self.rate_limit
             && exceeds(wanted, MAX_RATE_LIMIT)
         {
@@ -411,6 +501,58 @@ impl SalesforceConfig {
     }
 }
 
+impl SalesforceConfig {
+    /// The deal-side keys: poll timing, start, currency, field names.
+    fn validate_deal_side(&self, push: &mut impl FnMut(&str, String)) {
+        let interval = self.outcome_poll_interval.0;
+        if interval.is_zero() || interval > Duration::from_secs(86_400) {
+            push(
+                "outcome_poll_interval",
+                "must be between 1ms and 1d; every poll is one or two API calls from the org's \
+                 daily budget, so write e.g. \"1m\""
+                    .to_owned(),
+            );
+        }
+        if self.outcome_overlap.0 > Duration::from_secs(86_400) {
+            push(
+                "outcome_overlap",
+                "must be at most 1d (each pass re-reads that much); write e.g. \"2m\"".to_owned(),
+            );
+        }
+        if let Some(since) = &self.outcomes_since
+            && let Err(m) = deal_cursor::check_outcomes_since(since)
+        {
+            push("outcomes_since", m);
+        }
+        if let Err(m) = deal_cursor::check_currency(&self.currency) {
+            push("currency", m);
+        }
+        let named = self.deal_fields.named();
+        for (i, (key, field)) in named.iter().enumerate() {
+            if !is_api_name(field) {
+                push(
+                    &format!("deal_fields.{key}"),
+                    format!(
+                        "{field:?} is not a field API name; use the Opportunity field's API name from \
+                         Object Manager, e.g. \"Tandem_First_Touch__c\""
+                    ),
+                );
+            } else if let Some((other, _)) = named[..i]
+                .iter()
+                .find(|(_, f)| f.eq_ignore_ascii_case(field))
+            {
+                push(
+                    &format!("deal_fields.{key}"),
+                    format!(
+                        "{field} is also deal_fields.{other}; each needs its own Opportunity field, \
+                         or one would overwrite the other"
+                    ),
+                );
+            }
+        }
+    }
+}
+
 impl crate::Connector for SalesforceConfig {
     fn validate(&self) -> Vec<(String, String)> {
         SalesforceConfig::validate(self)
@@ -424,6 +566,29 @@ impl crate::Connector for SalesforceConfig {
     }
 
     fn is_crm(&self) -> bool {
+        true
+    }
+
+    fn outcome_source(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::outcome::OutcomeSource>>, crate::BuildError> {
+        Ok(Some(std::sync::Arc::new(
+            outcomes::SalesforceOutcomes::new(self, ctx)?,
+        )))
+    }
+
+    fn writeback_sink(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::writeback::WritebackSink>>, crate::BuildError>
+    {
+        Ok(Some(std::sync::Arc::new(
+            deal_fields::SalesforceDealFields::new(self, ctx)?,
+        )))
+    }
+
+    fn is_writeback(&self) -> bool {
         true
     }
 }
@@ -569,5 +734,60 @@ mod tests {
         assert_eq!(parse_api_version("62.0"), None);
         assert!(exceeds("26/1s".parse().unwrap(), MAX_RATE_LIMIT));
         assert!(!exceeds("250/10s".parse().unwrap(), MAX_RATE_LIMIT));
+    }
+
+    #[test]
+    fn deal_side_keys_have_defaults_and_are_validated() {
+        use crate::Connector;
+        let c = config(creds());
+        assert_eq!(c.outcome_poll_interval.0, Duration::from_secs(60));
+        assert_eq!(c.outcome_overlap.0, Duration::from_secs(120));
+        assert_eq!((c.currency.as_str(), c.multi_currency), ("USD", false));
+        assert!(c.outcomes_since.is_none());
+        assert_eq!(
+            c.deal_fields.named().map(|(_, f)| f),
+            [
+                "Tandem_First_Touch__c",
+                "Tandem_Last_Touch__c",
+                "Tandem_Attribution__c"
+            ]
+        );
+        assert!(c.is_writeback());
+        let ctx = || crate::ConnectorContext::in_memory("sf");
+        assert!(c.outcome_source(ctx()).unwrap().is_some());
+        assert!(c.writeback_sink(ctx()).unwrap().is_some());
+        let bad = with(serde_json::json!({
+            "outcome_poll_interval": "0s", "outcome_overlap": "2d", "outcomes_since": "2026-01-01",
+            "currency": "EURO",
+            "deal_fields": {"first_touch": "First Touch", "last_touch": "Same__c", "attribution": "same__c"}
+        }));
+        let p = bad.validate();
+        let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "outcome_poll_interval",
+                "outcome_overlap",
+                "outcomes_since",
+                "currency",
+                "deal_fields.first_touch",
+                "deal_fields.attribution"
+            ],
+            "{p:?}"
+        );
+        assert!(p[2].1.contains("RFC 3339"), "{p:?}");
+        assert!(p[5].1.contains("also deal_fields.last_touch"), "{p:?}");
+        assert!(
+            serde_json::from_value::<SalesforceConfig>(
+                serde_json::json!({"deal_fields": {"first": "X__c"}})
+            )
+            .is_err()
+        );
+        let ok = with(serde_json::json!({
+            "outcomes_since": "2026-01-01T00:00:00Z", "currency": "eur", "multi_currency": true,
+            "deal_fields": {"attribution": "Attribution__c"}
+        }));
+        assert!(ok.validate().is_empty(), "{:?}", ok.validate());
+        assert_eq!(ok.deal_fields.first_touch, "Tandem_First_Touch__c");
     }
 }

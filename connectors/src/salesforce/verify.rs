@@ -48,7 +48,7 @@ fn distance(a: &str, b: &str) -> usize {
 }
 
 /// The field whose name is closest to `wanted`, if it is close enough to be a typo.
-fn closest<'a>(wanted: &str, fields: &'a [FieldDescribe]) -> Option<&'a str> {
+pub(super) fn closest<'a>(wanted: &str, fields: &'a [FieldDescribe]) -> Option<&'a str> {
     let w = wanted.to_lowercase();
     fields
         .iter()

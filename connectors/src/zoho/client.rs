@@ -16,7 +16,7 @@ use crate::{
     BuildError, ConnectorContext, TokenSet,
     model::SinkRecord,
     oauth::{ClientAuth, OAuthClient, OAuthSettings},
-    sink::{BatchOutcome, CallError, LeadSink, RateLimit},
+    sink::{BatchOutcome, CallError, ForgetRecord, LeadSink, RateLimit},
 };
 
 use super::{
@@ -319,6 +319,15 @@ impl LeadSink for ZohoClient {
 
     async fn verify(&self, fields: &[String]) -> Vec<String> {
         super::verify::verify(self, fields).await
+    }
+
+    fn supports_forget(&self) -> bool {
+        true
+    }
+
+    /// `DELETE /crm/v8/{module}?ids=…` (see `forget.rs`).
+    async fn forget(&self, batch: &[ForgetRecord]) -> Result<BatchOutcome, CallError> {
+        self.delete_records(batch).await
     }
 
     async fn upsert_people(&self, batch: &[SinkRecord]) -> Result<BatchOutcome, CallError> {

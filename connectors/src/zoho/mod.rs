@@ -9,6 +9,9 @@
 //!   conflict rules) and Zoho's per-record answers → one result per record, in input order.
 //! - [`lookup`]: the one COQL read of existing values that conflict rules need.
 //! - [`verify`]: `tandem check --connect` against the fields metadata.
+//! - `forget`: `tandem forget`'s deletions (`DELETE /crm/v8/{module}?ids=…`).
+//! - [`outcomes`]: the Deals poll ([`crate::outcome::OutcomeSource`], COQL by keyset);
+//!   [`deal_fields`]: attribution written onto the Deal ([`crate::writeback::WritebackSink`]).
 //! - [`limits`]: editions, concurrency caps and the rate-limit headers.
 //! - [`wire`]: Zoho's JSON bodies, shared with the sandbox.
 //! - `sandbox` (feature `sandbox`): a faithful fake of the endpoints above and of Zoho Accounts.
@@ -29,12 +32,25 @@
 //! # accounts_url = "https://accounts.zoho.eu"   # default from data_center
 //! # base_url = "https://www.zohoapis.eu"        # default: the api_domain Zoho hands out
 //! # timeout = "30s"
+//! # outcome_poll_interval = "1m"         # the Deals poll
+//! # outcomes_since = "2026-01-01T00:00:00Z"
+//! # outcome_overlap = "2m"
+//! # currency = "USD"
+//! # multi_currency = false               # true: read each Deal's Currency
+//! # won_stages = ["Closed Won"]
+//! # lost_stages = ["Closed Lost", "Closed-Lost to Competition"]
+//! # deal_fields = { first_touch = "Tandem_First_Touch", last_touch = "Tandem_Last_Touch", attribution = "Tandem_Attribution" }
 //! ```
 
 pub mod batch;
 pub mod client;
+pub mod deal_fields;
+#[cfg(all(test, feature = "sandbox"))]
+mod deal_tests;
+mod forget;
 pub mod limits;
 pub mod lookup;
+pub mod outcomes;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod verify;
@@ -48,7 +64,9 @@ use serde::Deserialize;
 use crate::{sink::RateLimit, units::HumanDuration};
 
 pub use client::{MAX_BATCH, ZohoClient};
+pub use deal_fields::ZohoDealFields;
 pub use limits::Edition;
+pub use outcomes::ZohoOutcomes;
 
 /// `[connectors.NAME]` with `kind = "zoho"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +108,94 @@ pub struct ZohoConfig {
     /// Per request, connecting included.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// How often the Deals poll runs when nothing more is waiting.
+    #[serde(default = "default_outcome_poll_interval")]
+    pub outcome_poll_interval: HumanDuration,
+    /// RFC 3339 start of the first Deals poll (default: 30 days before the first start).
+    #[serde(default)]
+    pub outcomes_since: Option<String>,
+    /// How far before the newest `Modified_Time` seen each pass re-reads, for late writes.
+    #[serde(default = "default_outcome_overlap")]
+    pub outcome_overlap: HumanDuration,
+    /// The org's home currency, for amounts (and for every amount unless `multi_currency`).
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// The org has multiple currencies enabled: read each Deal's `Currency`.
+    #[serde(default)]
+    pub multi_currency: bool,
+    /// Deal stages that mean won (compared ignoring case).
+    #[serde(default = "default_won_stages")]
+    pub won_stages: Vec<String>,
+    /// Deal stages that mean lost (compared ignoring case).
+    #[serde(default = "default_lost_stages")]
+    pub lost_stages: Vec<String>,
+    /// The Deals text fields tandem writes attribution to.
+    #[serde(default)]
+    pub deal_fields: DealFields,
+}
+
+/// `deal_fields = { first_touch = "…", last_touch = "…", attribution = "…" }`: Deals field
+/// API names.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealFields {
+    #[serde(default = "default_first_touch_field")]
+    pub first_touch: String,
+    #[serde(default = "default_last_touch_field")]
+    pub last_touch: String,
+    #[serde(default = "default_attribution_field")]
+    pub attribution: String,
+}
+
+impl Default for DealFields {
+    fn default() -> Self {
+        DealFields {
+            first_touch: default_first_touch_field(),
+            last_touch: default_last_touch_field(),
+            attribution: default_attribution_field(),
+        }
+    }
+}
+
+impl DealFields {
+    /// (config key, field name), in the order they are written.
+    pub fn named(&self) -> [(&'static str, &str); 3] {
+        [
+            ("first_touch", self.first_touch.as_str()),
+            ("last_touch", self.last_touch.as_str()),
+            ("attribution", self.attribution.as_str()),
+        ]
+    }
+}
+
+fn default_first_touch_field() -> String {
+    "Tandem_First_Touch".to_owned()
+}
+fn default_last_touch_field() -> String {
+    "Tandem_Last_Touch".to_owned()
+}
+fn default_attribution_field() -> String {
+    "Tandem_Attribution".to_owned()
+}
+fn default_outcome_poll_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+fn default_outcome_overlap() -> HumanDuration {
+    HumanDuration(Duration::from_secs(120))
+}
+fn default_currency() -> String {
+    "USD".to_owned()
+}
+/// Zoho's default won stage.
+fn default_won_stages() -> Vec<String> {
+    vec!["Closed Won".to_owned()]
+}
+/// Zoho's default lost stages.
+fn default_lost_stages() -> Vec<String> {
+    vec![
+        "Closed Lost".to_owned(),
+        "Closed-Lost to Competition".to_owned(),
+    ]
 }
 
 /// The Zoho data centres (where the account was created).
@@ -295,7 +401,72 @@ impl ZohoConfig {
                 "a zero timeout fails every call; write e.g. \"30s\"".to_owned(),
             );
         }
+        self.validate_deal_side(&mut p);
         problems
+    }
+
+    /// The deal-side keys: poll timing, start, currency, stages, field names.
+    fn validate_deal_side(&self, p: &mut impl FnMut(&str, String)) {
+        use crate::salesforce::deal_cursor::{check_currency, check_outcomes_since};
+        let interval = self.outcome_poll_interval.0;
+        if interval.is_zero() || interval > Duration::from_secs(86_400) {
+            p(
+                "outcome_poll_interval",
+                "must be between 1ms and 1d; every poll costs an API credit, so write e.g. \"1m\""
+                    .to_owned(),
+            );
+        }
+        if self.outcome_overlap.0 > Duration::from_secs(86_400) {
+            p(
+                "outcome_overlap",
+                "must be at most 1d (each pass re-reads that much); write e.g. \"2m\"".to_owned(),
+            );
+        }
+        if let Some(since) = &self.outcomes_since
+            && let Err(m) = check_outcomes_since(since)
+        {
+            p("outcomes_since", m);
+        }
+        if let Err(m) = check_currency(&self.currency) {
+            p("currency", m);
+        }
+        if self.won_stages.iter().all(|s| s.trim().is_empty()) {
+            p(
+                "won_stages",
+                "is empty, so no deal would ever count as won; write e.g. [\"Closed Won\"]"
+                    .to_owned(),
+            );
+        }
+        if let Some(both) = self.won_stages.iter().find(|w| {
+            self.lost_stages
+                .iter()
+                .any(|l| l.trim().eq_ignore_ascii_case(w.trim()))
+        }) {
+            p(
+                "lost_stages",
+                format!("{both:?} is in won_stages too; a stage is won or lost, not both"),
+            );
+        }
+        let named = self.deal_fields.named();
+        for (i, (key, field)) in named.iter().enumerate() {
+            if !is_api_name(field) {
+                p(
+                    &format!("deal_fields.{key}"),
+                    format!(
+                        "{field:?} is not a Zoho field API name; use the Deals field's API name \
+                         (Setup > Developer Hub > APIs and SDKs > API Names > Deals), e.g. \"Tandem_First_Touch\""
+                    ),
+                );
+            } else if let Some((other, _)) = named[..i].iter().find(|(_, f)| *f == *field) {
+                p(
+                    &format!("deal_fields.{key}"),
+                    format!(
+                        "{field} is also deal_fields.{other}; each needs its own Deals field, or one \
+                         would overwrite the other"
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -312,6 +483,29 @@ impl crate::Connector for ZohoConfig {
     }
 
     fn is_crm(&self) -> bool {
+        true
+    }
+
+    fn outcome_source(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::outcome::OutcomeSource>>, crate::BuildError> {
+        Ok(Some(std::sync::Arc::new(outcomes::ZohoOutcomes::new(
+            self, ctx,
+        )?)))
+    }
+
+    fn writeback_sink(
+        &self,
+        ctx: crate::ConnectorContext,
+    ) -> Result<Option<std::sync::Arc<dyn crate::writeback::WritebackSink>>, crate::BuildError>
+    {
+        Ok(Some(std::sync::Arc::new(deal_fields::ZohoDealFields::new(
+            self, ctx,
+        )?)))
+    }
+
+    fn is_writeback(&self) -> bool {
         true
     }
 }
@@ -425,5 +619,63 @@ mod tests {
         j["edition"] = "ultimate".into();
         j["rate_limit"] = "20/1s".into();
         assert!(config(j).validate().is_empty());
+    }
+
+    #[test]
+    fn deal_side_keys_have_defaults_and_are_validated() {
+        use crate::Connector;
+        let c = config(minimal());
+        assert_eq!(c.outcome_poll_interval.0, Duration::from_secs(60));
+        assert_eq!(c.outcome_overlap.0, Duration::from_secs(120));
+        assert_eq!((c.currency.as_str(), c.multi_currency), ("USD", false));
+        assert_eq!(c.won_stages, ["Closed Won"]);
+        assert_eq!(c.lost_stages, ["Closed Lost", "Closed-Lost to Competition"]);
+        assert_eq!(
+            c.deal_fields.named().map(|(_, f)| f),
+            [
+                "Tandem_First_Touch",
+                "Tandem_Last_Touch",
+                "Tandem_Attribution"
+            ]
+        );
+        assert!(c.is_writeback());
+        let ctx = || crate::ConnectorContext::in_memory("zoho");
+        assert!(c.outcome_source(ctx()).unwrap().is_some());
+        assert!(c.writeback_sink(ctx()).unwrap().is_some());
+        let mut j = minimal();
+        j["outcome_poll_interval"] = "0ms".into();
+        j["outcomes_since"] = "2999-01-01T00:00:00Z".into();
+        j["currency"] = "€".into();
+        j["won_stages"] = serde_json::json!([]);
+        j["lost_stages"] = serde_json::json!(["closed won"]);
+        j["deal_fields"] =
+            serde_json::json!({"first_touch": "Touch-1", "last_touch": "A", "attribution": "A"});
+        j["won_stages"] = serde_json::json!(["Closed Won"]);
+        let p = config(j.clone()).validate();
+        let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "outcome_poll_interval",
+                "outcomes_since",
+                "currency",
+                "lost_stages",
+                "deal_fields.first_touch",
+                "deal_fields.attribution"
+            ],
+            "{p:?}"
+        );
+        assert!(p[1].1.contains("future"), "{p:?}");
+        j["won_stages"] = serde_json::json!([" "]);
+        j["lost_stages"] = serde_json::json!([]);
+        let p = config(j).validate();
+        assert!(
+            p.iter()
+                .any(|(k, m)| k == "won_stages" && m.contains("no deal would ever count as won")),
+            "{p:?}"
+        );
+        let mut j = minimal();
+        j["deal_fields"] = serde_json::json!({"first_touch": "X", "other": "Y"});
+        assert!(serde_json::from_value::<ZohoConfig>(j).is_err());
     }
 }

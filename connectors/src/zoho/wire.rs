@@ -141,6 +141,34 @@ pub struct FieldMeta {
     pub system_mandatory: bool,
     #[serde(default)]
     pub length: Option<u32>,
+    /// Picklists only: the values the field takes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pick_list_values: Vec<PickListValue>,
+}
+
+/// One value of a picklist field.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PickListValue {
+    #[serde(default)]
+    pub display_value: String,
+    #[serde(default)]
+    pub actual_value: String,
+}
+
+/// `PUT /crm/v8/{module}` (update by id).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct UpdateRequest {
+    pub data: Vec<serde_json::Map<String, Value>>,
+    pub trigger: Vec<String>,
+}
+
+impl std::fmt::Debug for UpdateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateRequest")
+            .field("records", &self.data.len())
+            .field("trigger", &self.trigger)
+            .finish()
+    }
 }
 
 /// Zoho Accounts' answer to a refresh (`POST /oauth/v2/token?…`); a dead grant is a 200 with

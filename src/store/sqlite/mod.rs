@@ -427,8 +427,10 @@ impl Store for SqliteStore {
         &self,
         batch: super::OutcomeBatch,
     ) -> Result<super::OutcomesRecorded, StoreError> {
-        self.write(false, move |c| outcomes::record_outcomes(c, &batch, now_ms()))
-            .await
+        self.write(false, move |c| {
+            outcomes::record_outcomes(c, &batch, now_ms())
+        })
+        .await
     }
 
     async fn attribution_inputs(&self) -> Result<super::AttributionInputs, StoreError> {

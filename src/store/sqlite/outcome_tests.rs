@@ -10,11 +10,7 @@ use tandem_connectors::{
 };
 
 use super::*;
-use crate::outcomes::{
-    Destination, LoopConfig, deal_record,
-    milestones::StageMap,
-    plan::Caps,
-};
+use crate::outcomes::{Destination, LoopConfig, deal_record, milestones::StageMap, plan::Caps};
 use crate::store::{
     DeliveryOp, ForgetIdentifier, ForgetTarget, LeadDelivery, OutcomeBatch, PersonKey, Settlement,
 };
@@ -112,7 +108,10 @@ async fn observe(s: &SqliteStore, o: Outcome, cursor: &str) -> crate::store::Out
 async fn writebacks(s: &SqliteStore, destination: &str) -> Vec<Conversion> {
     let mut out = Vec::new();
     loop {
-        let claimed = s.claim(destination, "t", 10, Duration::from_secs(60)).await.unwrap();
+        let claimed = s
+            .claim(destination, "t", 10, Duration::from_secs(60))
+            .await
+            .unwrap();
         if claimed.is_empty() {
             return out;
         }
@@ -152,7 +151,12 @@ async fn a_deal_is_told_once_per_milestone_restated_retracted_and_kept_as_histor
     .unwrap();
 
     // Open: opportunity for both destinations; the contact resolves by email (no remote id yet).
-    let r = observe(&s, outcome("demo", DealState::Open, 10_000, 2_000, "C9"), "c1").await;
+    let r = observe(
+        &s,
+        outcome("demo", DealState::Open, 10_000, 2_000, "C9"),
+        "c1",
+    )
+    .await;
     assert_eq!(r.changed, 1);
     let ads = writebacks(&s, "ads").await;
     assert_eq!(names(&ads), ["crm:D1:opportunity"]);
@@ -162,11 +166,21 @@ async fn a_deal_is_told_once_per_milestone_restated_retracted_and_kept_as_histor
     assert_eq!(names(&writebacks(&s, "capi").await), ["crm:D1:opportunity"]);
 
     // The same observation again (an overlapping cursor): nothing new.
-    let r = observe(&s, outcome("demo", DealState::Open, 10_000, 2_000, "C9"), "c1").await;
+    let r = observe(
+        &s,
+        outcome("demo", DealState::Open, 10_000, 2_000, "C9"),
+        "c1",
+    )
+    .await;
     assert_eq!((r.changed, r.enqueued.len()), (0, 0));
 
     // Won: the funnel fills in (qualified is implied), in funnel order.
-    observe(&s, outcome("closedwon", DealState::Won, 10_000, 3_000, "C9"), "c2").await;
+    observe(
+        &s,
+        outcome("closedwon", DealState::Won, 10_000, 3_000, "C9"),
+        "c2",
+    )
+    .await;
     assert_eq!(names(&writebacks(&s, "ads").await), ["crm:D1:won"]);
     assert_eq!(
         names(&writebacks(&s, "capi").await),
@@ -174,37 +188,69 @@ async fn a_deal_is_told_once_per_milestone_restated_retracted_and_kept_as_histor
     );
 
     // The amount changes: the destination that can restate gets a restatement, the other nothing.
-    observe(&s, outcome("closedwon", DealState::Won, 12_500, 4_000, "C9"), "c3").await;
+    observe(
+        &s,
+        outcome("closedwon", DealState::Won, 12_500, 4_000, "C9"),
+        "c3",
+    )
+    .await;
     let restated = writebacks(&s, "ads").await;
     assert_eq!(names(&restated), ["crm:D1:won:restate:1"]);
-    assert_eq!((restated[0].key.as_str(), restated[0].value_minor), ("crm:D1:won", Some(12_500)));
+    assert_eq!(
+        (restated[0].key.as_str(), restated[0].value_minor),
+        ("crm:D1:won", Some(12_500))
+    );
     assert!(writebacks(&s, "capi").await.is_empty());
 
     // Lost after won: a retraction where the vendor has one; the lost milestone where accepted.
-    observe(&s, outcome("closedlost", DealState::Lost, 12_500, 5_000, "C9"), "c4").await;
-    assert_eq!(names(&writebacks(&s, "ads").await), ["crm:D1:won:retract:2"]);
+    observe(
+        &s,
+        outcome("closedlost", DealState::Lost, 12_500, 5_000, "C9"),
+        "c4",
+    )
+    .await;
+    assert_eq!(
+        names(&writebacks(&s, "ads").await),
+        ["crm:D1:won:retract:2"]
+    );
     assert_eq!(names(&writebacks(&s, "capi").await), ["crm:D1:lost"]);
 
-    assert_eq!(s.cursor("outcomes:crm").await.unwrap().as_deref(), Some("c4"));
+    assert_eq!(
+        s.cursor("outcomes:crm").await.unwrap().as_deref(),
+        Some("c4")
+    );
     let inputs = s.attribution_inputs().await.unwrap();
     assert_eq!(inputs.deals.len(), 1);
-    assert_eq!(inputs.deals[0].deal.status, crate::attribution::DealStatus::Lost);
+    assert_eq!(
+        inputs.deals[0].deal.status,
+        crate::attribution::DealStatus::Lost
+    );
     assert_eq!(inputs.deals[0].people.len(), 1);
     assert_eq!(inputs.touches.values().next().unwrap()[0].source, "google");
     let history: i64 = s
         .read(|c| Ok(c.query_row("SELECT count(*) FROM deal_history", [], |r| r.get(0))?))
         .await
         .unwrap();
-    assert_eq!(history, 4, "open, won, amount change, lost; the repeat is not history");
+    assert_eq!(
+        history, 4,
+        "open, won, amount change, lost; the repeat is not history"
+    );
 }
 
 #[tokio::test]
 async fn contacts_resolve_by_the_crms_id_first_and_unknown_people_cause_no_writeback() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
-    s.ingest(lead("L1", "ann@example.com", 1, r#"{"captured_at":""}"#)).await.unwrap();
-    s.ingest(lead("L2", "bob@example.com", 2, r#"{"captured_at":""}"#)).await.unwrap();
-    let claimed = s.claim("crm", "t", 10, Duration::from_secs(60)).await.unwrap();
+    s.ingest(lead("L1", "ann@example.com", 1, r#"{"captured_at":""}"#))
+        .await
+        .unwrap();
+    s.ingest(lead("L2", "bob@example.com", 2, r#"{"captured_at":""}"#))
+        .await
+        .unwrap();
+    let claimed = s
+        .claim("crm", "t", 10, Duration::from_secs(60))
+        .await
+        .unwrap();
     let bob = claimed.iter().find(|c| c.lead_id == "L2").unwrap();
     s.record_remote_id(bob.id, "C-BOB").await.unwrap();
     // The CRM id names Bob even though the email given with it is Ann's.
@@ -237,16 +283,24 @@ async fn contacts_resolve_by_the_crms_id_first_and_unknown_people_cause_no_write
     o.deal_id = "D2".into();
     o.contacts[0].email = None;
     let record = deal_record(&plan_config(), o, ctx[1].clone(), 3);
-    assert!(record.writebacks.is_empty(), "no person, nothing to match a conversion on");
+    assert!(
+        record.writebacks.is_empty(),
+        "no person, nothing to match a conversion on"
+    );
 }
 
 #[tokio::test]
 async fn forget_cancels_queued_writebacks_of_the_person() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
-    s.ingest(lead("L1", "ann@example.com", 1, r#"{"gclid":"G1","captured_at":""}"#))
-        .await
-        .unwrap();
+    s.ingest(lead(
+        "L1",
+        "ann@example.com",
+        1,
+        r#"{"gclid":"G1","captured_at":""}"#,
+    ))
+    .await
+    .unwrap();
     observe(&s, outcome("demo", DealState::Open, 100, 2, "C9"), "c1").await;
     s.forget(
         ForgetIdentifier::Email("ann@example.com".into()),
@@ -257,7 +311,10 @@ async fn forget_cancels_queued_writebacks_of_the_person() {
     )
     .await
     .unwrap();
-    assert!(writebacks(&s, "ads").await.is_empty(), "nothing about the person leaves after a forget");
+    assert!(
+        writebacks(&s, "ads").await.is_empty(),
+        "nothing about the person leaves after a forget"
+    );
 }
 
 #[test]
@@ -267,9 +324,14 @@ fn migrating_an_existing_outbox_keeps_its_rows_and_admits_writebacks() {
     let mut conn = rusqlite::Connection::open(&path).unwrap();
     // Bring a database to version 4 by hand, then give it a lead and a queued delivery.
     let tx = conn.transaction().unwrap();
-    for (i, sql) in super::schema::MIGRATIONS_FOR_TESTS.iter().take(4).enumerate() {
+    for (i, sql) in super::schema::MIGRATIONS_FOR_TESTS
+        .iter()
+        .take(4)
+        .enumerate()
+    {
         tx.execute_batch(sql).unwrap();
-        tx.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .unwrap();
     }
     tx.commit().unwrap();
     conn.execute_batch(
@@ -282,7 +344,9 @@ fn migrating_an_existing_outbox_keeps_its_rows_and_admits_writebacks() {
     .unwrap();
     super::schema::migrate(&mut conn).unwrap();
     let (n, op): (i64, String) = conn
-        .query_row("SELECT count(*), max(op) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT count(*), max(op) FROM outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert_eq!((n, op.as_str()), (1, "forget"));
     conn.execute(
@@ -293,11 +357,8 @@ fn migrating_an_existing_outbox_keeps_its_rows_and_admits_writebacks() {
     )
     .unwrap();
     assert!(
-        conn.execute(
-            "UPDATE outbox SET op = 'bogus' WHERE id = 1",
-            [],
-        )
-        .is_err(),
+        conn.execute("UPDATE outbox SET op = 'bogus' WHERE id = 1", [],)
+            .is_err(),
         "the op check still holds"
     );
 }

@@ -49,7 +49,11 @@ fn parse_reached(s: &str) -> Reached {
         .collect()
 }
 
-fn known_deal(conn: &Connection, crm: &str, deal_id: &str) -> Result<Option<KnownDeal>, StoreError> {
+fn known_deal(
+    conn: &Connection,
+    crm: &str,
+    deal_id: &str,
+) -> Result<Option<KnownDeal>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT stage, state, milestone, amount_minor, currency, reached_json
@@ -70,7 +74,11 @@ fn known_deal(conn: &Connection, crm: &str, deal_id: &str) -> Result<Option<Know
 }
 
 /// The person a CRM contact is: by the id the CRM gave a person tandem delivered, else by email.
-fn resolve_contact(conn: &Connection, crm: &str, c: &DealContact) -> Result<Option<i64>, StoreError> {
+fn resolve_contact(
+    conn: &Connection,
+    crm: &str,
+    c: &DealContact,
+) -> Result<Option<i64>, StoreError> {
     let by_id: Option<i64> = conn
         .prepare_cached(
             "SELECT person_id FROM person_remote_ids WHERE connector = ?1 AND remote_id = ?2
@@ -252,7 +260,13 @@ pub(super) fn record_outcomes(
                                      created_at, next_attempt_at, op)
                  VALUES (?1, ?2, 'attribution', ?3, ?4, 'pending', ?5, ?5, 'writeback')",
             )?
-            .execute(params![plan.lead_id, plan.person_id, plan.destination, payload, now])?;
+            .execute(params![
+                plan.lead_id,
+                plan.person_id,
+                plan.destination,
+                payload,
+                now
+            ])?;
             conn.prepare_cached(
                 "INSERT INTO writebacks (destination, crm, deal_id, milestone, status, value_minor,
                                          currency, version, updated_at)

@@ -1,12 +1,18 @@
-//! The HubSpot sandbox as a [`CrmSandbox`] for the cross-CRM conformance suite. The connector it
-//! describes uses OAuth (so `expire_tokens` means something); faults map onto [`Faults`]:
-//! counted 429s, 5xxs and dropped answers become script steps (in that order), rates become dice.
+//! The HubSpot sandbox as a [`CrmSandbox`] (and its [`DealSandbox`]) for the cross-CRM
+//! conformance and closed-loop suites. The connector it describes uses OAuth (so
+//! `expire_tokens` means something); faults map onto [`Faults`]: counted 429s, 5xxs and dropped
+//! answers become script steps for write calls (contact upserts, deal updates; in that order),
+//! rates become dice.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::sandbox::{CrmFaults, CrmFieldNames, CrmRecord, CrmSandbox, CrmStats};
+use crate::sandbox::{
+    CrmFaults, CrmFieldNames, CrmRecord, CrmSandbox, CrmStats, DealSandbox, DealStages, SandboxDeal,
+};
 
-use super::{Faults, HubspotSandbox, SandboxOptions, ScriptStep};
+use super::{Faults, HubspotSandbox, NewDeal, SandboxOptions, ScriptStep, Signing};
 
 /// A started HubSpot sandbox behind the conformance suite's trait.
 pub struct HubspotCrm {
@@ -50,6 +56,7 @@ pub fn faults(f: &CrmFaults) -> Faults {
         drop_rate: 0.0,
         item_failure_rate: f.item_failure_rate.clamp(0.0, 1.0),
         script,
+        search_script: Vec::new(),
         seed: f.seed,
     }
 }
@@ -118,5 +125,58 @@ impl CrmSandbox for HubspotCrm {
 
     fn batch_limit(&self) -> usize {
         crate::hubspot::MAX_BATCH
+    }
+
+    fn deals(&self) -> Option<&dyn DealSandbox> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl DealSandbox for HubspotCrm {
+    fn create_deal(&self, deal: SandboxDeal) -> String {
+        self.sandbox.create_deal(NewDeal {
+            name: String::new(),
+            pipeline: deal.pipeline,
+            stage: deal.stage,
+            amount: deal.amount,
+            currency: deal.currency,
+            contact_emails: deal.contact_emails,
+            at_ms: deal.at_ms,
+        })
+    }
+
+    fn move_deal(&self, deal_id: &str, stage: &str, amount: Option<&str>, at_ms: Option<i64>) {
+        self.sandbox.move_deal(deal_id, stage, amount, at_ms);
+    }
+
+    fn stages(&self) -> DealStages {
+        DealStages {
+            qualified: "qualifiedtobuy".to_owned(),
+            opportunity: "presentationscheduled".to_owned(),
+            won: "closedwon".to_owned(),
+            lost: "closedlost".to_owned(),
+        }
+    }
+
+    fn deal_fields(&self, deal_id: &str) -> BTreeMap<String, String> {
+        self.sandbox
+            .deal(deal_id)
+            .map(|d| d.properties)
+            .unwrap_or_default()
+    }
+
+    fn outcome_toml(&self) -> String {
+        // HubSpot signs webhooks with the app's client secret: the OAuth app's own.
+        format!(
+            "outcome_poll_interval = \"200ms\"\nwebhook_secret = \"{}\"\n",
+            self.sandbox.state().options().client_secret
+        )
+    }
+
+    async fn notify(&self, hook_url: &str, deal_id: &str) -> Option<u16> {
+        self.sandbox
+            .notify(hook_url, deal_id, Signing::Genuine)
+            .await
     }
 }

@@ -37,17 +37,17 @@ const DEFAULT_READ_PROPERTIES: &[&str] = &[
 /// Set by HubSpot itself on every contact.
 const SYSTEM_PROPERTIES: &[&str] = &["hs_object_id", "createdate", "lastmodifieddate"];
 
-fn now() -> jiff::Timestamp {
+pub(super) fn now() -> jiff::Timestamp {
     let ts = jiff::Timestamp::now();
     ts.round(jiff::Unit::Millisecond).unwrap_or(ts)
 }
 
-fn cid(state: &SandboxState) -> String {
+pub(super) fn cid(state: &SandboxState) -> String {
     state.world().correlation_id()
 }
 
 /// A response whose body fails after the status line: the client sees the connection die.
-fn dropped_connection() -> Response {
+pub(super) fn dropped_connection() -> Response {
     let failing = futures_util::stream::once(async {
         Err::<Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
@@ -62,7 +62,11 @@ fn dropped_connection() -> Response {
     r
 }
 
-fn parse_json(state: &SandboxState, headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
+pub(super) fn parse_json(
+    state: &SandboxState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Value, Response> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -92,7 +96,7 @@ fn parse_json(state: &SandboxState, headers: &HeaderMap, body: &Bytes) -> Result
     })
 }
 
-fn missing_fields(schema: &str, missing: &[&str], state: &SandboxState) -> Response {
+pub(super) fn missing_fields(schema: &str, missing: &[&str], state: &SandboxState) -> Response {
     errors::validation(
         format!(
             "Invalid input JSON: Cannot build {schema}, some of required attributes are not set [{}]",
@@ -103,7 +107,7 @@ fn missing_fields(schema: &str, missing: &[&str], state: &SandboxState) -> Respo
     )
 }
 
-fn too_many(n: usize, state: &SandboxState) -> Response {
+pub(super) fn too_many(n: usize, state: &SandboxState) -> Response {
     errors::validation(
         format!(
             "The maximum number of inputs supported in a batch request is {MAX_INPUTS}. Received {n} inputs."
@@ -134,7 +138,7 @@ fn inputs<'a>(
     Ok(inputs)
 }
 
-fn as_text(v: &Value) -> Option<String> {
+pub(super) fn as_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -144,7 +148,7 @@ fn as_text(v: &Value) -> Option<String> {
     }
 }
 
-fn properties_of(input: &Value) -> Option<BTreeMap<String, String>> {
+pub(super) fn properties_of(input: &Value) -> Option<BTreeMap<String, String>> {
     input
         .get("properties")?
         .as_object()?
@@ -167,7 +171,10 @@ fn valid_email(s: &str) -> bool {
 }
 
 /// HubSpot's whole-batch answer for bad property values: a JSON list inside the message.
-fn invalid_properties(problems: Vec<(String, &str, String)>, state: &SandboxState) -> Response {
+pub(super) fn invalid_properties(
+    problems: Vec<(String, &str, String)>,
+    state: &SandboxState,
+) -> Response {
     let listed: Vec<Value> = problems
         .iter()
         .map(|(name, code, message)| {
@@ -679,7 +686,7 @@ fn public_object(c: &Contact, wanted: &[String]) -> Value {
            "updatedAt": c.updated_at.to_string(), "archived": false})
 }
 
-fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
+pub(super) fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
     let Some(raw) = raw else { return Vec::new() };
     reqwest::Url::parse(&format!("http://sandbox/?{raw}"))
         .map(|u| {
@@ -690,7 +697,7 @@ fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn wanted_properties(pairs: &[(String, String)]) -> Vec<String> {
+pub(super) fn wanted_properties(pairs: &[(String, String)]) -> Vec<String> {
     pairs
         .iter()
         .filter(|(k, _)| k == "properties")

@@ -194,6 +194,7 @@ pub fn item_error(
         }],
         links: BTreeMap::new(),
         id: None,
+        sub_category: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! What happens to every `/crm/…` request before a handler sees it, in HubSpot's order: auth
 //! (the private-app token, or an unexpired OAuth access token), then the rate limit, then the
 //! injected faults (forced 429, delay, 5xx). Every admitted answer carries HubSpot's
-//! `X-HubSpot-RateLimit-*` headers; OAuth calls get no `…-Daily` ones (they have no daily cap).
+//! `X-HubSpot-RateLimit-*` headers (except CRM search answers, which have none); OAuth calls get
+//! no `…-Daily` ones (they have no daily cap).
 
 use axum::{
     extract::{Request, State},
@@ -43,6 +44,8 @@ fn add_budget_headers(response: &mut Response, budget: Budget) {
 pub async fn gate(State(state): State<SandboxState>, request: Request, next: Next) -> Response {
     let options = state.options().clone();
     let token = bearer(request.headers()).map(str::to_owned);
+    // CRM search answers carry no X-HubSpot-RateLimit-* headers (VENDOR-NOTES §1.3).
+    let is_search = request.uri().path().ends_with("/search");
     let decided = {
         let mut w = state.world();
         w.stats.requests += 1;
@@ -114,6 +117,8 @@ pub async fn gate(State(state): State<SandboxState>, request: Request, next: Nex
             w.stats.server_errors += 1;
         }
     }
-    add_budget_headers(&mut response, budget);
+    if !is_search {
+        add_budget_headers(&mut response, budget);
+    }
     response
 }

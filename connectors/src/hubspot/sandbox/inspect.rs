@@ -15,6 +15,10 @@ pub async fn contacts(State(state): State<SandboxState>) -> Response {
     Json(state.contacts()).into_response()
 }
 
+pub async fn deals(State(state): State<SandboxState>) -> Response {
+    Json(state.deals()).into_response()
+}
+
 pub async fn stats(State(state): State<SandboxState>) -> Response {
     Json(state.stats()).into_response()
 }

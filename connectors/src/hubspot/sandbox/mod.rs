@@ -6,21 +6,34 @@
 //! Also the contact properties list (`GET /crm/v3/properties/contacts`) and the OAuth token
 //! endpoint (`POST /oauth/v1/token`, refresh grant) with expiring access tokens.
 //!
+//! The deal side: `POST …/deals/search` (the CRM search with its own 4/s limit, 200 per page,
+//! 10,000 results at most), `POST …/deals/batch/update` (100 inputs, 207 partial failures),
+//! `GET /crm/v3/properties/deals[/{name}]`, `POST /crm/v4/associations/{from}/{to}/batch/read`
+//! (1,000 inputs, per-object paging, 207 `NO_ASSOCIATIONS_FOUND`), deals created and moved by a
+//! simulated salesperson ([`salesperson`]) and signed deal webhooks ([`notify`]).
+//!
 //! HTTP endpoints besides HubSpot's own (unauthenticated, for tests and the demo):
 //! - `GET /__sandbox/contacts`: every stored contact as JSON ([`Contact`]).
+//! - `GET /__sandbox/deals`: every deal with its properties and contact ids ([`Deal`]).
 //! - `GET /__sandbox/stats`: request counters ([`SandboxStats`]).
 //! - `GET /__sandbox/faults`, `POST /__sandbox/faults`: read or replace the [`Faults`] (JSON).
 //!
 //! Rate limiting counts every authenticated `/crm/…` request against a rolling window per token,
 //! as HubSpot does; requests refused with 401 or 429 don't count.
 
+mod associations;
 pub mod conformance;
 mod contacts;
+pub mod deal_properties;
+pub mod deal_store;
+mod deals;
 mod errors;
 mod gate;
 mod inspect;
+pub mod notify;
 mod oauth;
 pub mod properties;
+pub mod salesperson;
 mod state;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
@@ -32,6 +45,9 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+pub use deal_store::Deal;
+pub use notify::Signing;
+pub use salesperson::NewDeal;
 pub use state::SandboxState;
 
 /// The contact properties every HubSpot portal has (a subset of the standard ones).
@@ -92,6 +108,18 @@ pub struct SandboxOptions {
     pub seed: Option<u64>,
     /// The first contact id handed out; HubSpot's are large numbers, never reused.
     pub first_id: u64,
+    /// The first deal id handed out.
+    pub first_deal_id: u64,
+    /// Custom (text) deal properties the portal has; by default tandem's three deal fields.
+    pub deal_properties: Vec<String>,
+    /// CRM search requests per second, per token (HubSpot: 4).
+    pub search_rate_limit: u32,
+    /// The deepest a search can page: HubSpot stops at 10,000 results.
+    pub search_result_cap: usize,
+    /// Associations per object in one batch-read answer before `paging.next`.
+    pub association_page_size: usize,
+    /// The portal id in webhook events.
+    pub portal_id: u64,
 }
 
 impl Default for SandboxOptions {
@@ -111,6 +139,16 @@ impl Default for SandboxOptions {
             unique_properties: Vec::new(),
             seed: None,
             first_id: 1001,
+            first_deal_id: 30_001,
+            deal_properties: crate::hubspot::DealFields::default()
+                .named()
+                .iter()
+                .map(|(_, name)| (*name).to_owned())
+                .collect(),
+            search_rate_limit: 4,
+            search_result_cap: 10_000,
+            association_page_size: 500,
+            portal_id: 62515,
         }
     }
 }
@@ -132,13 +170,15 @@ pub struct Faults {
     pub drop_rate: f64,
     /// Chance, per input, that an upsert input fails with a VALIDATION_ERROR (→ 207).
     pub item_failure_rate: f64,
-    /// Deterministic answers for the next upsert calls, in order.
+    /// Deterministic answers for the next write calls (contact upserts, deal updates), in order.
     pub script: Vec<ScriptStep>,
+    /// Deterministic answers for the next CRM searches (`status` only), in order.
+    pub search_script: Vec<ScriptStep>,
     /// Reseed the dice when these faults are set, for reproducible runs.
     pub seed: Option<u64>,
 }
 
-/// "The next `times` upsert calls answer `status`" (or apply the write and drop the connection).
+/// "The next `times` write calls answer `status`" (or apply the write and drop the connection).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptStep {
@@ -234,6 +274,16 @@ pub struct SandboxStats {
     /// `POST …/contacts/gdpr-delete` calls, and how many of them deleted a contact.
     pub gdpr_delete_calls: u64,
     pub gdpr_deleted: u64,
+    /// `POST …/deals/search` calls, and how many were refused by the search's own limit.
+    pub search_calls: u64,
+    pub search_rate_limited: u64,
+    /// `POST …/deals/batch/update` calls and their inputs.
+    pub deal_update_calls: u64,
+    pub deal_inputs_received: u64,
+    /// `POST /crm/v4/associations/…/batch/read` calls.
+    pub association_read_calls: u64,
+    /// `GET /crm/v3/properties/deals[/{name}]` calls.
+    pub deal_property_calls: u64,
 }
 
 /// The whole fake as an axum router, for embedding in another server.
@@ -245,11 +295,33 @@ pub fn router(state: SandboxState) -> Router {
         .route("/batch/read", post(contacts::read))
         .route("/gdpr-delete", post(contacts::gdpr_delete))
         .route("/{id}", get(contacts::get_one));
+    let deals = Router::new()
+        .route("/search", post(deals::search))
+        .route("/batch/update", post(deals::batch_update))
+        .route("/{id}", get(deals::get_one));
     let api = Router::new()
         .nest("/crm/v3/objects/contacts", contacts.clone())
         .nest("/crm/objects/2026-03/contacts", contacts)
+        .nest("/crm/v3/objects/deals", deals.clone())
+        .nest("/crm/v3/objects/0-3", deals.clone())
+        .nest("/crm/objects/2026-03/deals", deals)
         .route("/crm/v3/properties/contacts", get(properties::list))
         .route("/crm/properties/2026-03/contacts", get(properties::list))
+        .route("/crm/v3/properties/deals", get(deal_properties::list))
+        .route("/crm/properties/2026-03/deals", get(deal_properties::list))
+        .route("/crm/v3/properties/deals/{name}", get(deal_properties::one))
+        .route(
+            "/crm/properties/2026-03/deals/{name}",
+            get(deal_properties::one),
+        )
+        .route(
+            "/crm/v4/associations/{from}/{to}/batch/read",
+            post(associations::batch_read),
+        )
+        .route(
+            "/crm/associations/2026-03/{from}/{to}/batch/read",
+            post(associations::batch_read),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::gate,
@@ -258,6 +330,7 @@ pub fn router(state: SandboxState) -> Router {
         .merge(api)
         .route("/oauth/v1/token", post(oauth::token))
         .route("/__sandbox/contacts", get(inspect::contacts))
+        .route("/__sandbox/deals", get(inspect::deals))
         .route("/__sandbox/stats", get(inspect::stats))
         .route(
             "/__sandbox/faults",
@@ -337,6 +410,35 @@ impl HubspotSandbox {
     /// A salesperson's edit in HubSpot's UI (not a tandem write); false if no such contact.
     pub fn edit(&self, email: &str, property: &str, value: &str) -> bool {
         self.state.edit(email, property, value)
+    }
+
+    /// A salesperson creates a deal; returns its id.
+    pub fn create_deal(&self, deal: NewDeal) -> String {
+        self.state.create_deal(deal)
+    }
+
+    /// A salesperson moves a deal (see [`SandboxState::move_deal`]).
+    pub fn move_deal(
+        &self,
+        deal_id: &str,
+        stage: &str,
+        amount: Option<&str>,
+        at_ms: Option<i64>,
+    ) -> bool {
+        self.state.move_deal(deal_id, stage, amount, at_ms)
+    }
+
+    pub fn deal(&self, deal_id: &str) -> Option<Deal> {
+        self.state.deal(deal_id)
+    }
+
+    pub fn deals(&self) -> Vec<Deal> {
+        self.state.deals()
+    }
+
+    /// HubSpot posts a `deal.propertyChange` webhook about `deal_id` to `hook_url`.
+    pub async fn notify(&self, hook_url: &str, deal_id: &str, signing: Signing) -> Option<u16> {
+        notify::notify(&self.state, hook_url, deal_id, signing).await
     }
 
     /// What to put in a connector's `token_url`.

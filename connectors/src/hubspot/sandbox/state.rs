@@ -10,7 +10,9 @@ use std::{
 
 use rand::{SeedableRng, rngs::StdRng};
 
-use super::{Contact, Faults, SandboxOptions, SandboxStats, ScriptStep, errors};
+use super::{
+    Contact, Faults, SandboxOptions, SandboxStats, ScriptStep, deal_store::DealBook, errors,
+};
 
 /// Shared handle to the sandbox; cheap to clone.
 #[derive(Clone)]
@@ -44,6 +46,10 @@ pub(super) struct World {
     /// Refresh tokens that may be exchanged.
     pub refresh_tokens: HashSet<String>,
     pub tokens_issued: u64,
+    pub deals: DealBook,
+    search_script: VecDeque<ScriptStep>,
+    /// Per token: the CRM search's own one-second window.
+    search_windows: HashMap<String, VecDeque<Instant>>,
 }
 
 /// Who a request's Bearer token belongs to.
@@ -102,6 +108,9 @@ impl SandboxState {
             access_tokens: HashMap::new(),
             refresh_tokens: HashSet::from([options.refresh_token.clone()]),
             tokens_issued: 0,
+            deals: DealBook::new(options.first_deal_id),
+            search_script: VecDeque::new(),
+            search_windows: HashMap::new(),
         };
         SandboxState {
             inner: Arc::new(Inner {
@@ -141,6 +150,7 @@ impl SandboxState {
         let w = self.world();
         let mut f = w.faults.clone();
         f.script = w.script.iter().cloned().collect();
+        f.search_script = w.search_script.iter().cloned().collect();
         f
     }
 
@@ -184,6 +194,12 @@ impl SandboxState {
         }
         w.script = faults
             .script
+            .iter()
+            .filter(|s| s.times > 0)
+            .cloned()
+            .collect();
+        w.search_script = faults
+            .search_script
             .iter()
             .filter(|s| s.times > 0)
             .cloned()
@@ -246,15 +262,32 @@ impl World {
         (access, refresh)
     }
 
-    /// The next scripted answer for an upsert call, if any is left.
+    /// The next scripted answer for a write call (contact upsert, deal update), if any is left.
     pub fn next_script_step(&mut self) -> Option<ScriptStep> {
-        let step = self.script.front_mut()?;
-        step.times = step.times.saturating_sub(1);
-        let answer = step.clone();
-        if step.times == 0 {
-            self.script.pop_front();
+        next_step(&mut self.script)
+    }
+
+    /// The next scripted answer for a CRM search, if any is left.
+    pub fn next_search_step(&mut self) -> Option<ScriptStep> {
+        next_step(&mut self.search_script)
+    }
+
+    /// Count a search against the token's one-second search window, or say how long to wait.
+    pub fn admit_search(&mut self, token: &str, options: &SandboxOptions) -> Result<(), u64> {
+        let now = Instant::now();
+        let window = Duration::from_secs(1);
+        let queue = self.search_windows.entry(token.to_owned()).or_default();
+        while queue
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            queue.pop_front();
         }
-        Some(answer)
+        if queue.len() >= options.search_rate_limit as usize {
+            return Err(1);
+        }
+        queue.push_back(now);
+        Ok(())
     }
 
     /// Count a request against the token's rolling window and the daily cap, or refuse it.
@@ -325,4 +358,14 @@ impl World {
             .div_ceil(1000)
             .max(1) as u64
     }
+}
+
+fn next_step(script: &mut VecDeque<ScriptStep>) -> Option<ScriptStep> {
+    let step = script.front_mut()?;
+    step.times = step.times.saturating_sub(1);
+    let answer = step.clone();
+    if step.times == 0 {
+        script.pop_front();
+    }
+    Some(answer)
 }

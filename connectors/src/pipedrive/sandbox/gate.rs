@@ -5,7 +5,8 @@
 //! `x-daily-requests-left` comes on writes made with an api_token.
 //!
 //! Token costs per request (documented as examples by Pipedrive, unconfirmed per endpoint):
-//! single GET 2, list 20, write 10, search 40.
+//! single GET 2, list 20 (persons, deals, leads, fields, participants), write or delete 10,
+//! search 40. Faults apply to writes and deletes.
 
 use std::time::Duration;
 
@@ -61,9 +62,11 @@ fn cost(method: &Method, path: &str, has_ids: bool) -> u64 {
         40
     } else if *method != Method::GET {
         10
-    } else if path.ends_with("/persons") && !has_ids
+    } else if (path.ends_with("/persons") || path.ends_with("/deals")) && !has_ids
         || path.ends_with("/leads")
         || path.ends_with("personFields")
+        || path.ends_with("dealFields")
+        || path.ends_with("/participants")
     {
         20
     } else {
@@ -84,7 +87,10 @@ pub async fn gate(State(state): State<SandboxState>, request: Request, next: Nex
     let options = state.options().clone();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let is_write = method == Method::POST || method == Method::PATCH || method == Method::PUT;
+    let is_write = method == Method::POST
+        || method == Method::PATCH
+        || method == Method::PUT
+        || method == Method::DELETE;
     let has_ids = request
         .uri()
         .query()
@@ -136,8 +142,22 @@ pub async fn gate(State(state): State<SandboxState>, request: Request, next: Nex
         let (p_error, p_item) = (w.faults.server_error_rate, w.faults.item_failure_rate);
         let roll_error = is_write && w.roll(p_error);
         let roll_item = is_write && !roll_error && w.roll(p_item);
+        let throttle_now = is_write
+            && match w.throttle_after_writes {
+                Some(0) => {
+                    w.throttle_after_writes = None;
+                    true
+                }
+                Some(n) => {
+                    w.throttle_after_writes = Some(n - 1);
+                    false
+                }
+                None => false,
+            };
         if is_write {
-            if w.faults.rate_limit_next > 0 {
+            if throttle_now {
+                forced = Some(Forced::RateLimit);
+            } else if w.faults.rate_limit_next > 0 {
                 w.faults.rate_limit_next -= 1;
                 forced = Some(Forced::RateLimit);
             } else if w.faults.server_error_next > 0 {
@@ -172,6 +192,15 @@ pub async fn gate(State(state): State<SandboxState>, request: Request, next: Nex
             state.world().stats.server_errors += 1;
             errors::server_error(500)
         }
+        Some(Forced::Invalid) if path.contains("/deals") => {
+            errors::validation("custom_fields: Invalid value (sandbox: injected refusal)")
+        }
+        Some(Forced::Invalid) if method == Method::DELETE => errors::respond(
+            axum::http::StatusCode::BAD_REQUEST,
+            "Person can not be deleted (sandbox: injected refusal)",
+            None,
+            false,
+        ),
         Some(Forced::Invalid) => {
             errors::validation("emails/0/value: Invalid email address (sandbox: injected refusal)")
         }
@@ -189,7 +218,7 @@ pub async fn gate(State(state): State<SandboxState>, request: Request, next: Nex
     }
     h.insert(H_RESET, HeaderValue::from(secs(options.rate_window)));
     h.insert(H_DAILY_TOKENS_LEFT, HeaderValue::from(budget_left));
-    if is_write && is_api_token {
+    if is_write && method != Method::DELETE && is_api_token {
         h.insert(H_DAILY_REQUESTS_LEFT, HeaderValue::from(writes_left));
     }
     response

@@ -1,15 +1,22 @@
 //! A faithful fake of the Pipedrive endpoints tandem uses (feature `sandbox`), for tests and
-//! `tandem demo`: v2 persons (create, patch, get, list with `ids`/sorting/cursor paging, exact
-//! search that lags behind writes), v1 leads and person fields, the OAuth token endpoint (HTTP
-//! Basic client auth, expiring access tokens, optional refresh-token rotation, `api_domain`), the
+//! `tandem demo`: v2 persons (create, patch, get, delete, list with `ids`/sorting/cursor paging,
+//! exact search that lags behind writes), v1 leads and person fields, v2 deals (list by
+//! `updated_since` with cursor paging, get, patch of custom fields) with a default pipeline and
+//! a salesperson to move them, v1 deal fields and deal participants, the deal webhook (v2 body,
+//! HTTP Basic auth, see `conformance`), the OAuth token endpoint (HTTP Basic client auth,
+//! expiring access tokens, optional refresh-token rotation, `api_domain`), the
 //! `{success, data, additional_data}` and `{success:false, error, error_info}` envelopes, 401/403/
 //! 404/429 shapes, `x-ratelimit-*` headers over a real 2-second window (plus the search API's own
 //! 10 per 2 s), a daily token budget, and fault injection through [`CrmFaults`].
 //!
-//! Besides Pipedrive's own paths: `GET /__sandbox/persons`, `GET /__sandbox/stats` (no auth).
+//! Besides Pipedrive's own paths: `GET /__sandbox/persons`, `GET /__sandbox/deals`,
+//! `GET /__sandbox/stats` (no auth).
 
 pub mod conformance;
+mod deal_state;
+mod deals;
 mod errors;
+mod forget;
 mod gate;
 mod oauth;
 mod persons;
@@ -23,12 +30,19 @@ use axum::{
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
+pub use deal_state::{PIPELINE_ID, STAGES, StoredDeal};
 pub use state::{SandboxState, SandboxStats, StoredPerson};
 
 pub use crate::sandbox::CrmFaults;
 
 /// The custom person field the conformance suite maps "company" to (a 40-hex key like Pipedrive's).
 pub const COMPANY_FIELD_KEY: &str = "5d1e0c7a9b3f4e2d8c6a1b0f9e8d7c6b5a4f3e2d";
+/// The custom deal fields tandem writes attribution into (pre-created, like a user would).
+pub const FIRST_TOUCH_FIELD_KEY: &str = "9c1f3a5e7b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a";
+pub const LAST_TOUCH_FIELD_KEY: &str = "3e5a7c9b1d2f4e6a8b0c2d4e6f8a1b3c5d7e9f0b";
+pub const ATTRIBUTION_FIELD_KEY: &str = "7b9d1f3a5c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d";
+/// A custom deal field of an option type, which text can't be written to.
+pub const DEAL_TYPE_FIELD_KEY: &str = "e4c6a8b0d2f1e3c5a7b9d0f2e4c6a8b1d3f5e7a9";
 
 /// How the sandbox behaves before any fault is set.
 #[derive(Debug, Clone)]
@@ -57,6 +71,13 @@ pub struct SandboxOptions {
     pub search_lag_searches: u32,
     /// Custom person fields: (key, name, field_type).
     pub custom_fields: Vec<(String, String, String)>,
+    /// Custom deal fields: (key, name, field_type).
+    pub deal_custom_fields: Vec<(String, String, String)>,
+    /// The company's default currency (deals created without one).
+    pub company_currency: String,
+    /// The deal webhook's `http_auth_user` / `http_auth_password`.
+    pub webhook_user: String,
+    pub webhook_password: String,
     pub seed: Option<u64>,
     /// The first person id handed out.
     pub first_id: u64,
@@ -94,6 +115,31 @@ impl Default for SandboxOptions {
                     "enum".to_owned(),
                 ),
             ],
+            deal_custom_fields: vec![
+                (
+                    FIRST_TOUCH_FIELD_KEY.to_owned(),
+                    "tandem first touch".to_owned(),
+                    "varchar".to_owned(),
+                ),
+                (
+                    LAST_TOUCH_FIELD_KEY.to_owned(),
+                    "tandem last touch".to_owned(),
+                    "varchar".to_owned(),
+                ),
+                (
+                    ATTRIBUTION_FIELD_KEY.to_owned(),
+                    "tandem attribution".to_owned(),
+                    "text".to_owned(),
+                ),
+                (
+                    DEAL_TYPE_FIELD_KEY.to_owned(),
+                    "Deal type".to_owned(),
+                    "enum".to_owned(),
+                ),
+            ],
+            company_currency: "USD".to_owned(),
+            webhook_user: "tandem-hook".to_owned(),
+            webhook_password: "sandbox-webhook-password".to_owned(),
             seed: None,
             first_id: 1,
         }
@@ -107,7 +153,9 @@ pub fn router(state: SandboxState) -> Router {
         .route("/api/v2/persons/search", get(persons::search))
         .route(
             "/api/v2/persons/{id}",
-            get(persons::get_one).patch(persons::patch),
+            get(persons::get_one)
+                .patch(persons::patch)
+                .delete(forget::delete_person),
         )
         .route(
             "/api/v1/leads",
@@ -119,6 +167,15 @@ pub fn router(state: SandboxState) -> Router {
         )
         .route("/api/v1/personFields", get(persons::person_fields))
         .route("/v1/personFields", get(persons::person_fields))
+        .route("/api/v2/deals", get(deals::list))
+        .route(
+            "/api/v2/deals/{id}",
+            get(deals::get_one).patch(deals::patch),
+        )
+        .route("/api/v1/dealFields", get(deals::deal_fields))
+        .route("/v1/dealFields", get(deals::deal_fields))
+        .route("/api/v1/deals/{id}/participants", get(deals::participants))
+        .route("/v1/deals/{id}/participants", get(deals::participants))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::gate,
@@ -127,6 +184,7 @@ pub fn router(state: SandboxState) -> Router {
         .merge(api)
         .route("/oauth/token", post(oauth::token))
         .route("/__sandbox/persons", get(persons::inspect_persons))
+        .route("/__sandbox/deals", get(deals::inspect))
         .route("/__sandbox/stats", get(persons::inspect_stats))
         .with_state(state)
 }

@@ -35,7 +35,7 @@ const STANDARD_FIELDS: &[(&str, &str, &str, bool)] = &[
     ("id", "ID", "int", false),
 ];
 
-fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
+pub(super) fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
     let Some(raw) = raw else { return Vec::new() };
     reqwest::Url::parse(&format!("http://sandbox/?{raw}"))
         .map(|u| {
@@ -46,14 +46,14 @@ fn query_pairs(raw: Option<String>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn ok(data: Value, additional: Option<Value>) -> Response {
+pub(super) fn ok(data: Value, additional: Option<Value>) -> Response {
     let mut body = json!({"success": true, "data": data});
     if let Some(a) = additional {
         body["additional_data"] = a;

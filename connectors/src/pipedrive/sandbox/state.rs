@@ -1,5 +1,5 @@
-//! The sandbox's memory: persons, leads, issued tokens, per-token windows, the daily budget,
-//! faults and their dice. One mutex, never held across an await.
+//! The sandbox's memory: persons, leads, deals, issued tokens, per-token windows, the daily
+//! budget, faults and their dice. One mutex, never held across an await.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::{pipedrive::wire::ContactValue, sandbox::CrmFaults};
 
-use super::SandboxOptions;
+use super::{SandboxOptions, deal_state::StoredDeal};
 
 /// One stored person.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +57,14 @@ pub struct SandboxStats {
     pub updates: u64,
     pub leads: u64,
     pub field_reads: u64,
+    /// `GET /api/v2/deals` (lists and `ids` reads) and `GET /api/v2/deals/{id}`.
+    pub deal_reads: u64,
+    pub deal_updates: u64,
+    pub deal_field_reads: u64,
+    pub participant_reads: u64,
+    /// `DELETE /api/v2/persons/{id}` calls, and how many of them deleted a person.
+    pub person_delete_calls: u64,
+    pub persons_deleted: u64,
     pub rate_limited: u64,
     pub server_errors: u64,
     pub unauthorized: u64,
@@ -85,11 +93,15 @@ pub(super) struct World {
     pub persons: BTreeMap<u64, StoredPerson>,
     pub next_id: u64,
     pub leads: Vec<StoredLead>,
+    pub deals: BTreeMap<u64, StoredDeal>,
+    pub next_deal_id: u64,
     pub windows: HashMap<String, VecDeque<Instant>>,
     pub search_windows: HashMap<String, VecDeque<Instant>>,
     pub budget_used: u64,
     pub writes_today: u64,
     pub faults: CrmFaults,
+    /// After this many more writes, the next write answers 429 (a throttle mid-call).
+    pub throttle_after_writes: Option<u32>,
     pub rng: StdRng,
     pub stats: SandboxStats,
     /// Access token → when it stops working.
@@ -111,11 +123,14 @@ impl SandboxState {
             persons: BTreeMap::new(),
             next_id: options.first_id,
             leads: Vec::new(),
+            deals: BTreeMap::new(),
+            next_deal_id: 1,
             windows: HashMap::new(),
             search_windows: HashMap::new(),
             budget_used: 0,
             writes_today: 0,
             faults: CrmFaults::default(),
+            throttle_after_writes: None,
             rng: rng_for(options.seed),
             stats: SandboxStats::default(),
             access_tokens: HashMap::new(),
@@ -169,6 +184,12 @@ impl SandboxState {
             w.rng = StdRng::seed_from_u64(seed);
         }
         w.faults = faults;
+    }
+
+    /// Lets `writes` more write calls through, then answers the next one with a 429, as when
+    /// another app spends the window in the middle of a call.
+    pub fn throttle_after_writes(&self, writes: u32) {
+        self.world().throttle_after_writes = Some(writes);
     }
 
     /// Every access token issued so far stops working.

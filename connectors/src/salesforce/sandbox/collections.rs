@@ -1,5 +1,8 @@
 //! sObject Collections writes: `POST /composite/sobjects` (create), `PATCH /composite/sobjects`
-//! (update by Id) and `PATCH /composite/sobjects/{Object}/{ExternalIdField}` (upsert). Whole-request
+//! (update by Id), `PATCH /composite/sobjects/{Object}/{ExternalIdField}` (upsert) and
+//! `DELETE /composite/sobjects?ids=…&allOrNone=…` (delete by Id, ≤ 200, DeleteResults in order;
+//! an unknown id is `ENTITY_IS_DELETED`, a malformed one `MALFORMED_ID`; deleting a Contact or an
+//! Opportunity deletes its contact roles, as Salesforce's cascade does). Whole-request
 //! refusals (over 200 records, unknown field, missing type) are 400 with an error array; everything
 //! about one record is a per-record result in request order, `allOrNone` rolls the rest back.
 
@@ -361,6 +364,91 @@ async fn write(state: SandboxState, kind: Kind, body: Bytes) -> Response {
                         errors: Vec::new(),
                         created: upsert.then_some(false),
                     }
+                }
+            }
+        })
+        .collect();
+    drop(w);
+    Json(results).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct DeleteQuery {
+    ids: Option<String>,
+    #[serde(rename = "allOrNone")]
+    all_or_none: Option<bool>,
+}
+
+pub async fn delete(
+    State(state): State<SandboxState>,
+    axum::extract::Query(q): axum::extract::Query<DeleteQuery>,
+) -> Response {
+    let Some(ids) = q.ids.filter(|s| !s.trim().is_empty()) else {
+        return errors::bad_request("MISSING_ARGUMENT", "ids parameter is required");
+    };
+    let ids: Vec<String> = ids.split(',').map(|s| s.trim().to_owned()).collect();
+    if ids.len() > MAX_RECORDS {
+        return errors::bad_request(
+            "EXCEEDED_ID_LIMIT",
+            "record limit reached. cannot submit more than 200 records into this call",
+        );
+    }
+    let mut w = state.world();
+    w.stats.writes += 1;
+    w.stats.batch_sizes.push(ids.len());
+    let verdicts: Vec<Result<(), RecordError>> = ids
+        .iter()
+        .map(|id| {
+            if !(id.len() == 15 || id.len() == 18) || !id.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                Err(RecordError::new(
+                    "MALFORMED_ID",
+                    format!("malformed id {id}"),
+                    &[],
+                ))
+            } else if w.records.contains_key(id) {
+                Ok(())
+            } else {
+                Err(RecordError::new(
+                    "ENTITY_IS_DELETED",
+                    "entity is deleted",
+                    &[],
+                ))
+            }
+        })
+        .collect();
+    let failed = verdicts.iter().any(Result::is_err);
+    let rollback = q.all_or_none.unwrap_or(false) && failed;
+    let results: Vec<SaveResult> = ids
+        .iter()
+        .zip(verdicts)
+        .map(|(id, verdict)| match verdict {
+            Err(e) => SaveResult {
+                id: None,
+                success: false,
+                errors: vec![e],
+                created: None,
+            },
+            Ok(()) if rollback => SaveResult {
+                id: Some(id.clone()),
+                success: false,
+                errors: rolled_back(),
+                created: None,
+            },
+            Ok(()) => {
+                w.records.remove(id);
+                // Contact roles go with their Contact or Opportunity.
+                w.records.retain(|_, r| {
+                    !(r.object == "OpportunityContactRole"
+                        && (r.fields.get("ContactId") == Some(id)
+                            || r.fields.get("OpportunityId") == Some(id)))
+                });
+                w.stats.deleted += 1;
+                SaveResult {
+                    id: Some(id.clone()),
+                    success: true,
+                    errors: Vec::new(),
+                    created: None,
                 }
             }
         })

@@ -1,11 +1,20 @@
 //! The Salesforce sandbox as a [`CrmSandbox`] for the cross-CRM conformance suite: a Lead org
-//! with the `Tandem_Email__c` External ID field, and a connector table that upserts by it.
+//! with the `Tandem_Email__c` External ID field, and a connector table that upserts by it; and
+//! as a [`DealSandbox`] for the closed-loop suite (Opportunities in the default sales process,
+//! Leads converted to Contacts when put on a deal; no deal webhooks).
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::sandbox::{CrmFaults, CrmFieldNames, CrmRecord, CrmSandbox, CrmStats};
+use crate::sandbox::{
+    CrmFaults, CrmFieldNames, CrmRecord, CrmSandbox, CrmStats, DealSandbox, DealStages, SandboxDeal,
+};
 
-use super::{SalesforceSandbox, SandboxOptions};
+use super::{NewDeal, SalesforceSandbox, SandboxOptions};
+
+/// The object the conformance connector writes people to.
+const PEOPLE: &str = "Lead";
 
 struct Conformance {
     sandbox: SalesforceSandbox,
@@ -13,7 +22,11 @@ struct Conformance {
 }
 
 pub async fn start() -> std::io::Result<Box<dyn CrmSandbox>> {
-    let options = SandboxOptions::default();
+    // Multiple currencies, so a deal's own currency reaches the closed loop.
+    let options = SandboxOptions {
+        multi_currency: true,
+        ..SandboxOptions::default()
+    };
     let sandbox =
         SalesforceSandbox::start("127.0.0.1:0".parse().expect("loopback"), options.clone()).await?;
     Ok(Box::new(Conformance { sandbox, options }))
@@ -33,7 +46,7 @@ impl CrmSandbox for Conformance {
              client_id = \"{}\"\n\
              client_secret = \"{}\"\n\
              refresh_token = \"{}\"\n\
-             object = \"Lead\"\n\
+             object = \"{PEOPLE}\"\n\
              match = \"external_id\"\n\
              external_id_field = \"{}\"\n\
              timeout = \"2s\"\n",
@@ -55,10 +68,13 @@ impl CrmSandbox for Conformance {
         }
     }
 
+    /// The Leads (the people tandem writes here); Contacts, Opportunities and their roles are the
+    /// deal side's.
     fn records(&self) -> Vec<CrmRecord> {
         self.sandbox
             .records()
             .into_iter()
+            .filter(|r| r.object == PEOPLE)
             .map(|r| CrmRecord {
                 id: r.id,
                 fields: r.fields,
@@ -69,9 +85,10 @@ impl CrmSandbox for Conformance {
 
     fn edit(&self, email: &str, field: &str, value: &str) {
         let found = self.sandbox.records().into_iter().find(|r| {
-            r.fields
-                .get("Email")
-                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            r.object == PEOPLE
+                && r.fields
+                    .get("Email")
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
         });
         if let Some(r) = found {
             self.sandbox.state().edit(&r.id, field, value);
@@ -97,5 +114,56 @@ impl CrmSandbox for Conformance {
 
     fn batch_limit(&self) -> usize {
         200
+    }
+
+    fn deals(&self) -> Option<&dyn DealSandbox> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl DealSandbox for Conformance {
+    fn create_deal(&self, deal: SandboxDeal) -> String {
+        self.sandbox.state().create_opportunity(NewDeal {
+            stage: &deal.stage,
+            amount: deal.amount.as_deref(),
+            currency: deal.currency.as_deref(),
+            contact_emails: &deal.contact_emails,
+            at_ms: deal.at_ms,
+        })
+    }
+
+    fn move_deal(&self, deal_id: &str, stage: &str, amount: Option<&str>, at_ms: Option<i64>) {
+        self.sandbox
+            .state()
+            .move_opportunity(deal_id, stage, amount, at_ms);
+    }
+
+    fn stages(&self) -> DealStages {
+        DealStages {
+            qualified: "Qualification".to_owned(),
+            opportunity: "Proposal/Price Quote".to_owned(),
+            won: "Closed Won".to_owned(),
+            lost: "Closed Lost".to_owned(),
+        }
+    }
+
+    fn deal_fields(&self, deal_id: &str) -> BTreeMap<String, String> {
+        self.sandbox
+            .state()
+            .record(deal_id)
+            .filter(|r| r.object == "Opportunity")
+            .map(|r| r.fields)
+            .unwrap_or_default()
+    }
+
+    fn outcome_toml(&self) -> String {
+        "outcome_poll_interval = \"200ms\"\nmulti_currency = true\n".to_owned()
+    }
+
+    /// Salesforce's deal-change notifications (Outbound Messages, Change Data Capture) are out
+    /// of scope: the poll is the only way deals arrive.
+    async fn notify(&self, _hook_url: &str, _deal_id: &str) -> Option<u16> {
+        None
     }
 }

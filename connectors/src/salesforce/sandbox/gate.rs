@@ -53,8 +53,8 @@ pub async fn gate(State(state): State<SandboxState>, request: Request, next: Nex
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
-    let is_write =
-        (method == Method::POST || method == Method::PATCH) && path.contains("/composite/sobjects");
+    let is_write = (method == Method::POST || method == Method::PATCH || method == Method::DELETE)
+        && path.contains("/composite/sobjects");
 
     // Buffer the body so the log can keep it; handlers get it back unchanged.
     let (parts, body) = request.into_parts();

@@ -4,7 +4,10 @@
 //!   and `GET …/query/{cursor}` pages;
 //! - `POST` / `PATCH /services/data/vXX.X/composite/sobjects` (create / update by Id, ≤200);
 //! - `PATCH …/composite/sobjects/{Object}/{ExternalIdField}` (upsert, ≤200, results in order);
-//! - `GET …/sobjects/{Object}/describe`.
+//! - `DELETE …/composite/sobjects?ids=…&allOrNone=…` (delete, ≤200, results in order);
+//! - `GET …/sobjects/{Object}/describe`;
+//! - Opportunity and OpportunityContactRole for the deal side ([`deals`] plays salesperson),
+//!   with the SOQL of [`soql`]: relationship fields, child subqueries, date literals, ORDER BY.
 //!
 //! Every API answer carries `Sforce-Limit-Info: api-usage=USED/MAX`; a spent daily budget answers
 //! 403 `REQUEST_LIMIT_EXCEEDED`; a dead or expired session answers 401 `INVALID_SESSION_ID`; error
@@ -16,10 +19,12 @@
 
 mod collections;
 pub mod conformance;
+pub mod deals;
 mod errors;
 mod gate;
 mod query;
 mod schema;
+mod soql;
 mod state;
 mod token;
 
@@ -34,6 +39,7 @@ use serde::Serialize;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub use crate::sandbox::CrmFaults;
+pub use deals::{NewDeal, STAGES};
 pub use state::SandboxState;
 
 /// How the sandbox org behaves before any fault is set.
@@ -57,6 +63,10 @@ pub struct SandboxOptions {
     pub duplicate_rule: bool,
     /// Rows per SOQL page (Salesforce: up to 2,000).
     pub query_page_size: usize,
+    /// Multiple currencies enabled: Opportunity has `CurrencyIsoCode`.
+    pub multi_currency: bool,
+    /// The org's (corporate) currency, given to Opportunities without one.
+    pub currency: String,
     pub seed: Option<u64>,
 }
 
@@ -73,6 +83,8 @@ impl Default for SandboxOptions {
             external_id_field: Some("Tandem_Email__c".to_owned()),
             duplicate_rule: false,
             query_page_size: 2000,
+            multi_currency: false,
+            currency: "USD".to_owned(),
             seed: None,
         }
     }
@@ -116,6 +128,8 @@ pub struct SandboxStats {
     pub drops: u64,
     pub queries: u64,
     pub writes: u64,
+    /// Records deleted through `DELETE /composite/sobjects`.
+    pub deleted: u64,
     /// Records per collection write, in arrival order.
     pub batch_sizes: Vec<usize>,
     pub log: Vec<LoggedRequest>,
@@ -136,7 +150,9 @@ pub fn router(state: SandboxState) -> Router {
         .route("/services/data/{version}/query/{cursor}", get(query::more))
         .route(
             "/services/data/{version}/composite/sobjects",
-            post(collections::create).patch(collections::update),
+            post(collections::create)
+                .patch(collections::update)
+                .delete(collections::delete),
         )
         .route(
             "/services/data/{version}/composite/sobjects/{object}/{field}",

@@ -1,5 +1,7 @@
-//! The sandbox org's Lead and Contact fields (a subset of the standard ones plus the optional
-//! External ID text field) and `GET /sobjects/{Object}/describe`.
+//! The sandbox org's objects: Lead and Contact (a subset of the standard fields plus the optional
+//! External ID text field), Opportunity (standard fields, tandem's three attribution fields, and
+//! `CurrencyIsoCode` when the org has multiple currencies) and OpportunityContactRole; their
+//! relationships for SOQL; and `GET /sobjects/{Object}/describe`.
 
 use axum::{
     Json,
@@ -12,7 +14,36 @@ use crate::salesforce::wire::FieldDescribe;
 
 use super::{SandboxOptions, SandboxState, errors};
 
-pub const OBJECTS: &[&str] = &["Lead", "Contact"];
+pub const OBJECTS: &[&str] = &["Lead", "Contact", "Opportunity", "OpportunityContactRole"];
+
+/// Parent relationships usable as `Rel.Field` in SOQL: (object, relationship, target, key field).
+pub const PARENTS: &[(&str, &str, &str, &str)] = &[
+    ("OpportunityContactRole", "Contact", "Contact", "ContactId"),
+    (
+        "OpportunityContactRole",
+        "Opportunity",
+        "Opportunity",
+        "OpportunityId",
+    ),
+];
+
+/// Child relationships usable as subqueries: (object, relationship, child object, child's key).
+pub const CHILDREN: &[(&str, &str, &str, &str)] = &[(
+    "Opportunity",
+    "OpportunityContactRoles",
+    "OpportunityContactRole",
+    "OpportunityId",
+)];
+
+/// The key prefix of an object's record ids.
+pub fn key_prefix(object: &str) -> &'static str {
+    match object {
+        "Contact" => "003",
+        "Opportunity" => "006",
+        "OpportunityContactRole" => "00K",
+        _ => "00Q",
+    }
+}
 
 /// (name, type, createable, updateable, nillable, defaulted on create)
 type Spec = (&'static str, &'static str, bool, bool, bool, bool);
@@ -37,6 +68,16 @@ const LEAD: &[Spec] = &[
     ("HasOptedOutOfEmail", "boolean", true, true, false, true),
     ("OwnerId", "reference", true, true, false, true),
     ("IsConverted", "boolean", false, false, false, true),
+    ("ConvertedContactId", "reference", false, false, true, false),
+    (
+        "ConvertedOpportunityId",
+        "reference",
+        false,
+        false,
+        true,
+        false,
+    ),
+    ("ConvertedDate", "date", false, false, true, false),
     ("CreatedDate", "datetime", false, false, false, true),
     ("LastModifiedDate", "datetime", false, false, false, true),
     ("SystemModstamp", "datetime", false, false, false, true),
@@ -62,6 +103,52 @@ const CONTACT: &[Spec] = &[
     ("SystemModstamp", "datetime", false, false, false, true),
 ];
 
+const OPPORTUNITY: &[Spec] = &[
+    ("Id", "id", false, false, false, true),
+    ("Name", "string", true, true, false, false),
+    ("StageName", "picklist", true, true, false, false),
+    ("Amount", "currency", true, true, true, false),
+    ("CloseDate", "date", true, true, false, false),
+    ("Probability", "percent", true, true, true, true),
+    ("IsClosed", "boolean", false, false, false, true),
+    ("IsWon", "boolean", false, false, false, true),
+    ("AccountId", "reference", true, true, true, false),
+    ("ContactId", "reference", true, false, true, false),
+    ("LeadSource", "picklist", true, true, true, false),
+    ("Description", "textarea", true, true, true, false),
+    ("OwnerId", "reference", true, true, false, true),
+    ("CreatedDate", "datetime", false, false, false, true),
+    ("LastModifiedDate", "datetime", false, false, false, true),
+    ("SystemModstamp", "datetime", false, false, false, true),
+    ("Tandem_First_Touch__c", "string", true, true, true, false),
+    ("Tandem_Last_Touch__c", "string", true, true, true, false),
+    ("Tandem_Attribution__c", "textarea", true, true, true, false),
+];
+
+const CONTACT_ROLE: &[Spec] = &[
+    ("Id", "id", false, false, false, true),
+    ("OpportunityId", "reference", true, false, false, false),
+    ("ContactId", "reference", true, true, false, false),
+    ("Role", "picklist", true, true, true, false),
+    ("IsPrimary", "boolean", true, true, false, true),
+    ("CreatedDate", "datetime", false, false, false, true),
+    ("LastModifiedDate", "datetime", false, false, false, true),
+    ("SystemModstamp", "datetime", false, false, false, true),
+];
+
+/// Long Text Area fields: 32,768 characters unless the org chose less.
+fn length(name: &str, kind: &str) -> u32 {
+    match (name, kind) {
+        ("Tandem_Attribution__c", _) => 32_768,
+        ("CurrencyIsoCode", _) => 3,
+        (_, "string" | "url" | "phone") => 255,
+        (_, "email") => 80,
+        (_, "textarea") => 32_000,
+        (_, "id" | "reference") => 18,
+        _ => 0,
+    }
+}
+
 fn label(name: &str) -> String {
     let base = name.trim_end_matches("__c").replace('_', " ");
     let mut out = String::new();
@@ -79,6 +166,8 @@ pub fn fields(object: &str, options: &SandboxOptions) -> Option<Vec<FieldDescrib
     let specs = match object {
         "Lead" => LEAD,
         "Contact" => CONTACT,
+        "Opportunity" => OPPORTUNITY,
+        "OpportunityContactRole" => CONTACT_ROLE,
         _ => return None,
     };
     let mut out: Vec<FieldDescribe> = specs
@@ -94,17 +183,26 @@ pub fn fields(object: &str, options: &SandboxOptions) -> Option<Vec<FieldDescrib
                 nillable,
                 defaulted_on_create: defaulted,
                 unique: false,
-                length: match kind {
-                    "string" | "url" | "phone" => 255,
-                    "email" => 80,
-                    "textarea" => 32_000,
-                    "id" | "reference" => 18,
-                    _ => 0,
-                },
+                length: length(name, kind),
             },
         )
         .collect();
-    if let Some(ext) = &options.external_id_field {
+    if object == "Opportunity" && options.multi_currency {
+        out.push(FieldDescribe {
+            name: "CurrencyIsoCode".to_owned(),
+            label: "Opportunity Currency".to_owned(),
+            kind: "picklist".to_owned(),
+            createable: true,
+            updateable: true,
+            nillable: true,
+            defaulted_on_create: true,
+            length: 3,
+            ..FieldDescribe::default()
+        });
+    }
+    if let Some(ext) = &options.external_id_field
+        && matches!(object, "Lead" | "Contact")
+    {
         out.push(FieldDescribe {
             name: ext.clone(),
             label: label(ext),
@@ -143,7 +241,7 @@ pub async fn describe(
         "updateable": true,
         "queryable": true,
         "custom": false,
-        "keyPrefix": if *canonical == "Contact" { "003" } else { "00Q" },
+        "keyPrefix": key_prefix(canonical),
     });
     body["fields"] = serde_json::to_value(fields).unwrap_or_default();
     Json(body).into_response()

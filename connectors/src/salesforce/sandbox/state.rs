@@ -175,7 +175,7 @@ impl World {
 
     /// Stores a new record with an 18-character id of the object's key prefix.
     pub fn create(&mut self, object: &str, fields: BTreeMap<String, String>) -> String {
-        let prefix = if object == "Contact" { "003" } else { "00Q" };
+        let prefix = super::schema::key_prefix(object);
         let id = format!("{prefix}Dn00000{:05}AAA", self.next_id);
         self.next_id += 1;
         let ts = now();
@@ -202,7 +202,12 @@ impl World {
                     r.fields.insert(k, v);
                 }
             }
-            r.modified_at = now();
+            // Opportunity stamps are whole seconds, like the rest of the sales side.
+            r.modified_at = if r.object == "Opportunity" {
+                super::deals::stamp(None)
+            } else {
+                now()
+            };
             r.writes += 1;
         }
     }

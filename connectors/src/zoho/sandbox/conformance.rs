@@ -1,10 +1,16 @@
 //! The Zoho sandbox as a [`CrmSandbox`] for the cross-CRM conformance suite: Leads module,
-//! credentials the sandbox accepts, Accounts host and API domain pointing at it.
+//! credentials the sandbox accepts, Accounts host and API domain pointing at it; and as a
+//! [`DealSandbox`] for the closed-loop suite (Deals in the default stages, Leads converted to
+//! Contacts when put on a deal; no deal webhooks).
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::{SandboxOptions, ZohoSandbox};
-use crate::sandbox::{CrmFaults, CrmFieldNames, CrmRecord, CrmSandbox, CrmStats};
+use super::{SandboxOptions, ZohoSandbox, deals::NewDeal};
+use crate::sandbox::{
+    CrmFaults, CrmFieldNames, CrmRecord, CrmSandbox, CrmStats, DealSandbox, DealStages, SandboxDeal,
+};
 
 const MODULE: &str = "Leads";
 
@@ -17,7 +23,11 @@ pub struct Conformance {
 pub async fn start() -> std::io::Result<Box<dyn CrmSandbox>> {
     let sandbox = ZohoSandbox::start(
         "127.0.0.1:0".parse().expect("loopback address"),
-        SandboxOptions::default(),
+        // Multiple currencies, so a deal's own currency reaches the closed loop.
+        SandboxOptions {
+            multi_currency: true,
+            ..SandboxOptions::default()
+        },
     )
     .await?;
     Ok(Box::new(Conformance { sandbox }))
@@ -83,5 +93,55 @@ impl CrmSandbox for Conformance {
 
     fn batch_limit(&self) -> usize {
         crate::zoho::MAX_BATCH
+    }
+
+    fn deals(&self) -> Option<&dyn DealSandbox> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl DealSandbox for Conformance {
+    fn create_deal(&self, deal: SandboxDeal) -> String {
+        self.sandbox.state().create_deal(NewDeal {
+            stage: &deal.stage,
+            amount: deal.amount.as_deref(),
+            currency: deal.currency.as_deref(),
+            contact_emails: &deal.contact_emails,
+            at_ms: deal.at_ms,
+        })
+    }
+
+    fn move_deal(&self, deal_id: &str, stage: &str, amount: Option<&str>, at_ms: Option<i64>) {
+        self.sandbox
+            .state()
+            .move_deal(deal_id, stage, amount, at_ms);
+    }
+
+    fn stages(&self) -> DealStages {
+        DealStages {
+            qualified: "Qualification".to_owned(),
+            opportunity: "Proposal/Price Quote".to_owned(),
+            won: "Closed Won".to_owned(),
+            lost: "Closed Lost".to_owned(),
+        }
+    }
+
+    fn deal_fields(&self, deal_id: &str) -> BTreeMap<String, String> {
+        self.sandbox
+            .state()
+            .record("Deals", deal_id)
+            .map(|r| r.fields)
+            .unwrap_or_default()
+    }
+
+    fn outcome_toml(&self) -> String {
+        "outcome_poll_interval = \"200ms\"\nmulti_currency = true\n".to_owned()
+    }
+
+    /// Zoho's notification API (watch channels) is out of scope: the poll is the only way deals
+    /// arrive.
+    async fn notify(&self, _hook_url: &str, _deal_id: &str) -> Option<u16> {
+        None
     }
 }

@@ -1,8 +1,13 @@
 //! `POST /crm/v8/coql` for the subset of COQL tandem sends:
-//! `select f1, f2 from Module where <criteria> [limit N [offset M]]`, criteria being
-//! `field in ('a', 'b')` (≤ 50 values) or `field = 'a'`, combined with `and`/`or` and brackets
-//! (≤ 25 criteria). Strings are single-quoted with backslash escapes; keywords any case.
-//! Answers `{"data":[…],"info":{"count","more_records"}}`, or 204 when nothing matched.
+//! `select f1, Lookup.f2, … from Module where <criteria> [order by f [asc|desc], …]
+//! [limit N [offset M]]`, criteria being `field in ('a', 'b')` (≤ 50 values) or `field op value`
+//! (`= != < <= > >=`, a quoted string or a number), combined with `and`/`or` and brackets (≤ 25
+//! criteria, ≤ 10 order-by fields). Strings are single-quoted with backslash escapes; keywords any
+//! case. Text compares ignoring case, datetimes as instants, ids and numbers as numbers.
+//! Answers `{"data":[…],"info":{"count","more_records"}}` with Zoho's JSON types (numbers for
+//! currency and integer fields, `{"id"}` for lookups), or 204 when nothing matched.
+
+use std::cmp::Ordering;
 
 use axum::{
     Json,
@@ -13,21 +18,27 @@ use axum::{
 };
 use serde_json::{Map, Value, json};
 
-use super::{SandboxState, fields, state::zoho_error};
+use super::{
+    SandboxOptions, SandboxState, ZohoRecord, fields,
+    state::{World, zoho_error, zoho_time},
+};
 use crate::zoho::{
     lookup::{IN_VALUES, MAX_COLUMNS, MAX_CRITERIA},
     wire::{CoqlInfo, CoqlResponse},
 };
 
+/// Fields per ORDER BY.
+pub const MAX_ORDER: usize = 10;
+
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
     Word(String),
     Str(String),
-    Num(u64),
+    Num(String),
     Open,
     Close,
     Comma,
-    Eq,
+    Op(&'static str),
 }
 
 /// A parsed query.
@@ -36,14 +47,23 @@ pub struct Query {
     pub columns: Vec<String>,
     pub module: String,
     pub criteria: Option<Expr>,
+    /// (field, ascending)
+    pub order: Vec<(String, bool)>,
     pub limit: usize,
     pub offset: usize,
 }
 
+/// A value as written in a criterion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lit {
+    Str(String),
+    Num(String),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
-    In(String, Vec<String>),
-    Eq(String, String),
+    In(String, Vec<Lit>),
+    Cmp(String, &'static str, Lit),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
 }
@@ -51,14 +71,14 @@ pub enum Expr {
 impl Expr {
     fn count(&self) -> usize {
         match self {
-            Expr::In(..) | Expr::Eq(..) => 1,
+            Expr::In(..) | Expr::Cmp(..) => 1,
             Expr::And(a, b) | Expr::Or(a, b) => a.count() + b.count(),
         }
     }
 
     fn fields(&self, out: &mut Vec<String>) {
         match self {
-            Expr::In(f, _) | Expr::Eq(f, _) => out.push(f.clone()),
+            Expr::In(f, _) | Expr::Cmp(f, ..) => out.push(f.clone()),
             Expr::And(a, b) | Expr::Or(a, b) => {
                 a.fields(out);
                 b.fields(out);
@@ -66,13 +86,53 @@ impl Expr {
         }
     }
 
-    fn matches(&self, get: &dyn Fn(&str) -> Option<String>) -> bool {
-        let eq = |f: &str, v: &str| get(f).is_some_and(|x| x.trim().eq_ignore_ascii_case(v.trim()));
+    /// Whether a record matches, `key(field, literal)` giving (record's key, literal's key).
+    pub fn matches(&self, key: &dyn Fn(&str, Option<&Lit>) -> Key) -> bool {
         match self {
-            Expr::In(f, vs) => vs.iter().any(|v| eq(f, v)),
-            Expr::Eq(f, v) => eq(f, v),
-            Expr::And(a, b) => a.matches(get) && b.matches(get),
-            Expr::Or(a, b) => a.matches(get) || b.matches(get),
+            Expr::In(f, vs) => {
+                let have = key(f, None);
+                vs.iter().any(|v| have == key(f, Some(v)))
+            }
+            Expr::Cmp(f, op, v) => {
+                let (have, want) = (key(f, None), key(f, Some(v)));
+                let ord = have.cmp(&want);
+                match *op {
+                    "=" => ord == Some(Ordering::Equal),
+                    "!=" => ord != Some(Ordering::Equal),
+                    _ if have == Key::Null => false,
+                    "<" => ord == Some(Ordering::Less),
+                    "<=" => matches!(ord, Some(Ordering::Less | Ordering::Equal)),
+                    ">" => ord == Some(Ordering::Greater),
+                    _ => matches!(ord, Some(Ordering::Greater | Ordering::Equal)),
+                }
+            }
+            Expr::And(a, b) => a.matches(key) && b.matches(key),
+            Expr::Or(a, b) => a.matches(key) || b.matches(key),
+        }
+    }
+}
+
+/// A comparable value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Key {
+    Null,
+    Int(i128),
+    Num(f64),
+    Time(i64),
+    Text(String),
+}
+
+impl Key {
+    fn cmp(&self, other: &Key) -> Option<Ordering> {
+        match (self, other) {
+            (Key::Null, Key::Null) => Some(Ordering::Equal),
+            (Key::Null, _) => Some(Ordering::Less),
+            (_, Key::Null) => Some(Ordering::Greater),
+            (Key::Int(a), Key::Int(b)) => Some(a.cmp(b)),
+            (Key::Num(a), Key::Num(b)) => a.partial_cmp(b),
+            (Key::Time(a), Key::Time(b)) => Some(a.cmp(b)),
+            (Key::Text(a), Key::Text(b)) => Some(a.cmp(b)),
+            _ => None,
         }
     }
 }
@@ -96,14 +156,29 @@ fn lex(q: &str) -> Result<Vec<Tok>, Refusal> {
             c if c.is_whitespace() => {
                 chars.next();
             }
-            '(' | ')' | ',' | '=' => {
+            '(' | ')' | ',' => {
                 chars.next();
                 out.push(match c {
                     '(' => Tok::Open,
                     ')' => Tok::Close,
-                    ',' => Tok::Comma,
-                    _ => Tok::Eq,
+                    _ => Tok::Comma,
                 });
+            }
+            '=' | '!' | '<' | '>' => {
+                chars.next();
+                let eq = chars.peek() == Some(&'=');
+                if eq {
+                    chars.next();
+                }
+                out.push(Tok::Op(match (c, eq) {
+                    ('=', _) => "=",
+                    ('!', true) => "!=",
+                    ('<', false) => "<",
+                    ('<', true) => "<=",
+                    ('>', false) => ">",
+                    ('>', true) => ">=",
+                    _ => return Err(syntax("!")),
+                }));
             }
             '\'' => {
                 chars.next();
@@ -121,13 +196,15 @@ fn lex(q: &str) -> Result<Vec<Tok>, Refusal> {
                 }
                 out.push(Tok::Str(s));
             }
-            c if c.is_ascii_digit() => {
+            c if c.is_ascii_digit() || c == '-' => {
                 let mut n = String::new();
-                while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                n.push(c);
+                chars.next();
+                while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit() || **d == '.') {
                     n.push(d);
                     chars.next();
                 }
-                out.push(Tok::Num(n.parse().map_err(|_| syntax(&n))?));
+                out.push(Tok::Num(n));
             }
             c if c.is_ascii_alphabetic() || c == '_' || c == '$' => {
                 let mut w = String::new();
@@ -188,7 +265,15 @@ impl Parser {
 
     fn number(&mut self) -> Result<usize, Refusal> {
         match self.next() {
-            Some(Tok::Num(n)) => Ok(n as usize),
+            Some(Tok::Num(n)) => n.parse().map_err(|_| syntax(&n)),
+            other => Err(syntax(&format!("{other:?}"))),
+        }
+    }
+
+    fn value(&mut self) -> Result<Lit, Refusal> {
+        match self.next() {
+            Some(Tok::Str(s)) => Ok(Lit::Str(s)),
+            Some(Tok::Num(n)) => Ok(Lit::Num(n)),
             other => Err(syntax(&format!("{other:?}"))),
         }
     }
@@ -216,12 +301,9 @@ impl Parser {
             };
         }
         let field = self.ident()?;
-        if self.peek() == Some(&Tok::Eq) {
+        if let Some(Tok::Op(op)) = self.peek().cloned() {
             self.pos += 1;
-            return match self.next() {
-                Some(Tok::Str(s)) => Ok(Expr::Eq(field, s)),
-                other => Err(syntax(&format!("{other:?}"))),
-            };
+            return Ok(Expr::Cmp(field, op, self.value()?));
         }
         self.expect_keyword("in")?;
         if self.next() != Some(Tok::Open) {
@@ -229,10 +311,7 @@ impl Parser {
         }
         let mut values = Vec::new();
         loop {
-            match self.next() {
-                Some(Tok::Str(s)) => values.push(s),
-                other => return Err(syntax(&format!("{other:?}"))),
-            }
+            values.push(self.value()?);
             match self.next() {
                 Some(Tok::Comma) => continue,
                 Some(Tok::Close) => break,
@@ -276,6 +355,36 @@ pub fn parse(q: &str) -> Result<Query, Refusal> {
     } else {
         None
     };
+    let mut order = Vec::new();
+    if p.keyword("order") {
+        p.expect_keyword("by")?;
+        loop {
+            let f = p.ident()?;
+            let asc = !p.keyword("desc");
+            if asc {
+                p.keyword("asc");
+            }
+            if order.iter().any(|(o, _)| *o == f) {
+                return Err((
+                    "DUPLICATE_DATA",
+                    "duplicate data".to_owned(),
+                    json!({"clause": "order by", "field": f}),
+                ));
+            }
+            order.push((f, asc));
+            if p.peek() != Some(&Tok::Comma) {
+                break;
+            }
+            p.pos += 1;
+        }
+        if order.len() > MAX_ORDER {
+            return Err((
+                "LIMIT_EXCEEDED",
+                format!("at most {MAX_ORDER} fields can be given in order by"),
+                json!({"clause": "order by", "limit": MAX_ORDER}),
+            ));
+        }
+    }
     let mut limit = 200;
     let mut offset = 0;
     if p.keyword("limit") {
@@ -310,6 +419,7 @@ pub fn parse(q: &str) -> Result<Query, Refusal> {
         columns,
         module,
         criteria,
+        order,
         limit,
         offset,
     })
@@ -321,6 +431,109 @@ fn credits(limit: usize) -> u64 {
         0..=200 => 1,
         201..=1000 => 2,
         _ => 3,
+    }
+}
+
+/// Evaluates columns and criteria against the sandbox's records.
+struct Eval<'a> {
+    world: &'a World,
+    options: &'a SandboxOptions,
+    module: &'a str,
+}
+
+impl Eval<'_> {
+    /// (module, field type) of a column: plain, `id`, or `Lookup.field`.
+    fn resolve(&self, column: &str) -> Option<(&'static str, &'static str)> {
+        let data_type = |module: &str, f: &str| -> Option<&'static str> {
+            if f == "id" {
+                return Some("bigint");
+            }
+            fields::field(self.options, module, f).map(|d| d.1)
+        };
+        match column.split_once('.') {
+            None => Some(("", data_type(self.module, column)?)),
+            Some((lookup, f)) => {
+                let &(_, _, target) = fields::LOOKUPS
+                    .iter()
+                    .find(|(m, l, _)| *m == self.module && *l == lookup)?;
+                Some((target, data_type(target, f)?))
+            }
+        }
+    }
+
+    /// The record a column reads from (the record itself, or the one its lookup points at).
+    fn source<'r>(&'r self, r: &'r ZohoRecord, column: &str) -> Option<(&'r ZohoRecord, String)> {
+        match column.split_once('.') {
+            None => Some((r, column.to_owned())),
+            Some((lookup, f)) => {
+                let &(_, _, target) = fields::LOOKUPS
+                    .iter()
+                    .find(|(m, l, _)| *m == self.module && *l == lookup)?;
+                let id: u64 = r.fields.get(lookup)?.parse().ok()?;
+                Some((self.world.records.get(target)?.get(&id)?, f.to_owned()))
+            }
+        }
+    }
+
+    fn raw(r: &ZohoRecord, field: &str) -> Option<String> {
+        match field {
+            "id" => Some(r.id.clone()),
+            "Created_Time" => Some(zoho_time(r.created_time)),
+            "Modified_Time" => Some(zoho_time(r.modified_time)),
+            _ => r.fields.get(field).cloned(),
+        }
+    }
+
+    fn key_of(data_type: &str, text: Option<&str>) -> Key {
+        let Some(t) = text.map(str::trim) else {
+            return Key::Null;
+        };
+        match data_type {
+            "bigint" | "integer" | "lookup" | "ownerlookup" => {
+                t.parse().map_or(Key::Text(t.to_lowercase()), Key::Int)
+            }
+            "currency" | "double" => t.parse().map_or(Key::Null, Key::Num),
+            "datetime" | "date" => crate::salesforce::deal_cursor::datetime_ms(t)
+                .or_else(|| crate::salesforce::deal_cursor::date_ms(t))
+                .map_or(Key::Text(t.to_lowercase()), Key::Time),
+            _ => Key::Text(t.to_lowercase()),
+        }
+    }
+
+    fn key(&self, r: &ZohoRecord, column: &str, lit: Option<&Lit>) -> Key {
+        let data_type = self.resolve(column).map_or("text", |(_, t)| t);
+        match lit {
+            Some(Lit::Str(s) | Lit::Num(s)) => Self::key_of(data_type, Some(s)),
+            None => {
+                let text = self
+                    .source(r, column)
+                    .and_then(|(src, f)| Self::raw(src, &f));
+                Self::key_of(data_type, text.as_deref())
+            }
+        }
+    }
+
+    fn json(&self, r: &ZohoRecord, column: &str) -> Value {
+        let Some(data_type) = self.resolve(column).map(|(_, t)| t) else {
+            return Value::Null;
+        };
+        let Some(text) = self
+            .source(r, column)
+            .and_then(|(src, f)| Self::raw(src, &f))
+        else {
+            return Value::Null;
+        };
+        match data_type {
+            "lookup" | "ownerlookup" => json!({ "id": text }),
+            "currency" | "double" => match text.parse::<f64>() {
+                Ok(n) if n.fract() == 0.0 && n.abs() < 9e15 => json!(n as i64),
+                Ok(n) => json!(n),
+                Err(_) => Value::Null,
+            },
+            "integer" => text.parse::<i64>().map_or(Value::Null, |n| json!(n)),
+            "boolean" => Value::Bool(text == "true"),
+            _ => Value::String(text),
+        }
     }
 }
 
@@ -351,14 +564,19 @@ pub async fn handle(State(state): State<SandboxState>, body: Bytes) -> Response 
             json!({"reason": "invalid module given", "module": query.module}),
         );
     }
+    let options = state.options().clone();
+    let mut w = state.world();
+    let eval = Eval {
+        world: &w,
+        options: &options,
+        module: &query.module,
+    };
     let mut named = query.columns.clone();
     if let Some(c) = &query.criteria {
         c.fields(&mut named);
     }
-    if let Some(bad) = named
-        .iter()
-        .find(|f| f.as_str() != "id" && fields::field(&query.module, f).is_none())
-    {
+    named.extend(query.order.iter().map(|(f, _)| f.clone()));
+    if let Some(bad) = named.iter().find(|f| eval.resolve(f).is_none()) {
         return zoho_error(
             StatusCode::BAD_REQUEST,
             "INVALID_QUERY",
@@ -366,48 +584,51 @@ pub async fn handle(State(state): State<SandboxState>, body: Bytes) -> Response 
             json!({"column_name": bad, "reason": "invalid column given"}),
         );
     }
-    let mut w = state.world();
-    w.stats.coql_calls += 1;
-    w.stats.queries.push(q.clone());
-    w.charge(credits(query.limit));
-    let matching: Vec<Map<String, Value>> = w
+    let mut matching: Vec<&ZohoRecord> = w
         .records
         .get(&query.module)
         .map(|m| m.values().collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
         .filter(|r| {
-            query.criteria.as_ref().is_none_or(|c| {
-                c.matches(&|f| {
-                    if f == "id" {
-                        Some(r.id.clone())
-                    } else {
-                        r.fields.get(f).cloned()
-                    }
-                })
-            })
+            query
+                .criteria
+                .as_ref()
+                .is_none_or(|c| c.matches(&|f, lit| eval.key(r, f, lit)))
         })
+        .collect();
+    // Without ORDER BY, Zoho sorts by id; the BTreeMap already holds them so.
+    matching.sort_by(|a, b| {
+        for (f, asc) in &query.order {
+            let o = eval
+                .key(a, f, None)
+                .cmp(&eval.key(b, f, None))
+                .unwrap_or(Ordering::Equal);
+            let o = if *asc { o } else { o.reverse() };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    });
+    let total = matching.len();
+    let page: Vec<Map<String, Value>> = matching
+        .into_iter()
+        .skip(query.offset)
+        .take(query.limit)
         .map(|r| {
             let mut row = Map::new();
             for col in &query.columns {
-                let v = if col == "id" {
-                    Some(r.id.clone())
-                } else {
-                    r.fields.get(col).cloned()
-                };
-                row.insert(col.clone(), v.map(Value::from).unwrap_or(Value::Null));
+                row.insert(col.clone(), eval.json(r, col));
             }
             row.entry("id").or_insert_with(|| Value::from(r.id.clone()));
             row
         })
         .collect();
+    w.stats.coql_calls += 1;
+    w.stats.queries.push(q.clone());
+    w.charge(credits(query.limit));
     drop(w);
-    let total = matching.len();
-    let page: Vec<_> = matching
-        .into_iter()
-        .skip(query.offset)
-        .take(query.limit)
-        .collect();
     if page.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
@@ -430,13 +651,35 @@ mod tests {
         assert_eq!((q.limit, q.offset), (200, 200));
         let c = q.criteria.unwrap();
         assert_eq!(c.count(), 2);
-        assert!(c.matches(&|f| (f == "Email").then(|| "O'N@x.io".to_owned())));
-        assert!(!c.matches(&|_| None));
+        let text = |v: Option<&str>| v.map_or(Key::Null, |s| Key::Text(s.to_lowercase()));
+        let key = |have: Option<&'static str>| {
+            move |_: &str, lit: Option<&Lit>| match lit {
+                Some(Lit::Str(s) | Lit::Num(s)) => text(Some(s)),
+                None => text(have),
+            }
+        };
+        assert!(c.matches(&key(Some("O'N@x.io"))));
+        assert!(!c.matches(&key(None)));
+        let d = parse(
+            "select id, Contact_Name.Email from Deals where (Modified_Time > '2026-03-31T00:00:02+00:00') \
+             or ((Modified_Time = '2026-03-31T00:00:02+00:00') and (id > 5725767000000524001)) \
+             order by Modified_Time asc, id desc limit 200",
+        )
+        .unwrap();
+        assert_eq!(
+            d.order,
+            [("Modified_Time".to_owned(), true), ("id".to_owned(), false)]
+        );
+        assert_eq!(d.criteria.unwrap().count(), 3);
         assert_eq!(
             parse("select id from Leads where Email like 'a%'")
                 .unwrap_err()
                 .0,
             "SYNTAX_ERROR"
+        );
+        assert_eq!(
+            parse("select id from Deals order by id, id").unwrap_err().0,
+            "DUPLICATE_DATA"
         );
         let many: Vec<String> = (0..51).map(|n| format!("'{n}'")).collect();
         let e = parse(&format!(

@@ -10,6 +10,12 @@
 //!   INVALID_DATA, MANDATORY_NOT_FOUND) with 200 / 207 / 400.
 //! - `POST /crm/v8/coql`: the COQL subset tandem sends (see [`coql`]).
 //! - `GET /crm/v8/settings/fields?module=…`: the fields metadata.
+//! - `PUT /crm/v8/{module}`: update by id (≤ 100, per-record answers, 200 / 207 / 400).
+//! - `DELETE /crm/v8/{module}?ids=…`: delete by id (≤ 100, per-record answers).
+//! - The Deals module (default stages, `Contact_Name` lookup, tandem's attribution fields,
+//!   `Currency` with `multi_currency`); [`deals`] plays salesperson in it.
+//!
+//! Every route answers under `/crm/v7/` as well as `/crm/v8/` (the two share their shapes).
 //!
 //! Every `/crm/…` request needs `Authorization: Zoho-oauthtoken <live token>` (else 401
 //! `INVALID_TOKEN` / `AUTHENTICATION_FAILURE`), is refused with 429 `TOO_MANY_REQUESTS` beyond
@@ -21,10 +27,12 @@
 mod accounts;
 pub mod conformance;
 pub mod coql;
+pub mod deals;
 mod fields;
 mod gate;
 mod records;
 mod state;
+mod update;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
@@ -55,6 +63,10 @@ pub struct SandboxOptions {
     pub seed: Option<u64>,
     /// The first record id handed out (Zoho ids are 19-digit numbers).
     pub first_id: u64,
+    /// Multiple currencies enabled: Deals have a `Currency` field.
+    pub multi_currency: bool,
+    /// The org's home currency, given to Deals without one.
+    pub currency: String,
 }
 
 impl Default for SandboxOptions {
@@ -68,6 +80,8 @@ impl Default for SandboxOptions {
             concurrency: 10,
             seed: None,
             first_id: 5_725_767_000_000_524_001,
+            multi_currency: false,
+            currency: "USD".to_owned(),
         }
     }
 }
@@ -90,6 +104,11 @@ pub struct SandboxStats {
     /// Every `/crm/…` request, refused or not (token requests are not API calls).
     pub api_calls: u64,
     pub upsert_calls: u64,
+    /// `PUT /crm/v8/{module}` calls.
+    pub update_calls: u64,
+    /// `DELETE /crm/v8/{module}` calls, and the records they deleted.
+    pub delete_calls: u64,
+    pub deleted: u64,
     pub coql_calls: u64,
     pub fields_calls: u64,
     /// Successful token refreshes.
@@ -109,14 +128,24 @@ pub struct SandboxStats {
 
 /// The whole fake as an axum router.
 pub fn router(state: SandboxState) -> Router {
-    let api = Router::new()
-        .route("/crm/v8/coql", post(coql::handle))
-        .route("/crm/v8/settings/fields", get(fields::handle))
-        .route("/crm/v8/{module}/upsert", post(records::upsert))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            gate::gate,
-        ));
+    let mut api = Router::new();
+    for v in ["v7", "v8"] {
+        api = api
+            .route(&format!("/crm/{v}/coql"), post(coql::handle))
+            .route(&format!("/crm/{v}/settings/fields"), get(fields::handle))
+            .route(
+                &format!("/crm/{v}/{{module}}/upsert"),
+                post(records::upsert),
+            )
+            .route(
+                &format!("/crm/{v}/{{module}}"),
+                axum::routing::put(update::update).delete(update::delete),
+            );
+    }
+    let api = api.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        gate::gate,
+    ));
     Router::new()
         .merge(api)
         .route("/oauth/v2/token", post(accounts::token))

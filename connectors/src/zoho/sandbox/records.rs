@@ -15,13 +15,13 @@ use axum::{
 use serde_json::{Value, json};
 
 use super::{
-    SandboxState, ZohoRecord, fields,
+    SandboxOptions, SandboxState, ZohoRecord, fields,
     state::{World, now, zoho_error, zoho_time},
 };
 use crate::zoho::{client::MAX_BATCH, limits::upsert_credits, wire::ZohoStatus};
 
 /// A response whose body fails after the status line: the client sees the connection die.
-fn dropped_connection() -> Response {
+pub(super) fn dropped_connection() -> Response {
     let failing = futures_util::stream::once(async {
         Err::<Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
@@ -36,7 +36,7 @@ fn dropped_connection() -> Response {
     r
 }
 
-fn record_error(code: &str, message: &str, details: Value) -> ZohoStatus {
+pub(super) fn record_error(code: &str, message: &str, details: Value) -> ZohoStatus {
     ZohoStatus {
         code: code.to_owned(),
         details: details.as_object().cloned().unwrap_or_default(),
@@ -71,19 +71,52 @@ fn looks_like_email(s: &str) -> bool {
         && !s.contains(' ')
 }
 
-fn system_user() -> Value {
+pub(super) fn system_user() -> Value {
     json!({"name": "tandem sandbox", "id": "5725767000000412001"})
 }
 
-/// Validates one input row: every key a writable field of the module, values of the right shape.
-fn check_row(
+/// The injected refusals of a write call (429, 5xx), in Zoho's shapes.
+pub(super) fn write_faults(w: &mut World) -> Option<Response> {
+    if w.faults.rate_limit_next > 0 {
+        w.faults.rate_limit_next -= 1;
+        w.stats.rate_limited += 1;
+        return Some(zoho_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_REQUESTS",
+            "concurrency limit exceeded",
+            json!({}),
+        ));
+    }
+    let rate = w.faults.server_error_rate;
+    let forced_5xx = if w.faults.server_error_next > 0 {
+        w.faults.server_error_next -= 1;
+        true
+    } else {
+        w.roll(rate)
+    };
+    if forced_5xx {
+        w.stats.server_errors += 1;
+        return Some(zoho_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "Internal Server Error",
+            json!({}),
+        ));
+    }
+    None
+}
+
+/// Validates one input row: every key a writable field of the module, values of the right shape
+/// and length.
+pub(super) fn check_row(
+    options: &SandboxOptions,
     module: &str,
     index: usize,
     row: &serde_json::Map<String, Value>,
 ) -> Result<BTreeMap<String, Option<String>>, Box<ZohoStatus>> {
     let mut values = BTreeMap::new();
     for (k, v) in row {
-        let Some((_, ty, read_only, _)) = fields::field(module, k) else {
+        let Some((_, ty, read_only, _)) = fields::field(options, module, k) else {
             return Err(Box::new(invalid_field(index, k, None)));
         };
         if read_only {
@@ -99,6 +132,17 @@ fn check_row(
             && !looks_like_email(e)
         {
             return Err(Box::new(invalid_field(index, k, Some("email"))));
+        }
+        let max = fields::max_length(ty);
+        if max > 0
+            && let Some(text) = value.as_deref()
+            && text.chars().count() > max
+        {
+            return Err(Box::new(record_error(
+                "INVALID_DATA",
+                "invalid data",
+                json!({"api_name": k, "maximum_length": max, "json_path": format!("$.data[{index}].{k}")}),
+            )));
         }
         values.insert(k.clone(), value);
     }
@@ -128,7 +172,10 @@ fn find_existing(
     })
 }
 
-fn apply(fields: &mut BTreeMap<String, String>, values: BTreeMap<String, Option<String>>) {
+pub(super) fn apply(
+    fields: &mut BTreeMap<String, String>,
+    values: BTreeMap<String, Option<String>>,
+) {
     for (k, v) in values {
         match v.filter(|v| !v.is_empty()) {
             Some(v) => fields.insert(k, v),
@@ -178,7 +225,10 @@ pub async fn upsert(
         Some(Value::Array(a)) => {
             let mut out = Vec::new();
             for (i, f) in a.iter().enumerate() {
-                match f.as_str().filter(|f| fields::field(&module, f).is_some()) {
+                match f
+                    .as_str()
+                    .filter(|f| fields::field(state.options(), &module, f).is_some())
+                {
                     Some(f) => out.push(f.to_owned()),
                     None => {
                         return zoho_error(
@@ -217,30 +267,8 @@ pub async fn upsert(
 
     let mut w = state.world();
     let faults = w.faults.clone();
-    if w.faults.rate_limit_next > 0 {
-        w.faults.rate_limit_next -= 1;
-        w.stats.rate_limited += 1;
-        return zoho_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_REQUESTS",
-            "concurrency limit exceeded",
-            json!({}),
-        );
-    }
-    let forced_5xx = if w.faults.server_error_next > 0 {
-        w.faults.server_error_next -= 1;
-        true
-    } else {
-        w.roll(faults.server_error_rate)
-    };
-    if forced_5xx {
-        w.stats.server_errors += 1;
-        return zoho_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_ERROR",
-            "Internal Server Error",
-            json!({}),
-        );
+    if let Some(refusal) = write_faults(&mut w) {
+        return refusal;
     }
     w.stats.upsert_calls += 1;
     w.stats.batch_sizes.push(data.len());
@@ -256,7 +284,7 @@ pub async fn upsert(
             ));
             continue;
         };
-        let values = match check_row(&module, index, row) {
+        let values = match check_row(state.options(), &module, index, row) {
             Ok(v) => v,
             Err(e) => {
                 results.push(*e);
