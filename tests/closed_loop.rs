@@ -381,3 +381,42 @@ per_crm! {
     pipedrive_closes_the_loop = "pipedrive",
     zoho_closes_the_loop = "zoho",
 }
+
+/// `tandem demo --once`, the real binary: a lead goes in, becomes a won deal, and comes back out as
+/// a Google conversion, a Meta CAPI event, a Mailchimp tag and CRM attribution fields, with
+/// reports whose numbers are the hand-computed ones; exit 0.
+#[test]
+fn the_demo_runs_the_whole_loop_and_its_numbers_check_out() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["demo", "--once"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("tandem demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Conversions and events by their dedup keys, Meta's won event, Mailchimp's tag.
+    for needle in [":won ", "Converted", "deal-won"] {
+        assert!(stdout.contains(needle), "{needle:?} missing:\n{stdout}");
+    }
+    let row = |source: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(source) && l.contains("EUR"))
+            .unwrap_or_else(|| panic!("no {source} row:\n{stdout}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // position_based over the demo's deals: Ada's 12,000.00 split 50/50 between google and the
+    // newsletter; Grace's 8,500.00 facebook's; Alan's 4,000.00 linkedin's.
+    assert!(row("facebook").contains(&"850000".to_owned()));
+    assert!(row("google").contains(&"600000".to_owned()));
+    assert!(row("newsletter").contains(&"600000".to_owned()));
+    assert!(row("linkedin").contains(&"400000".to_owned()));
+    assert!(stdout.contains("tandem_attribution   position_based: 50% google / cpc / q4-brand-search; 50% newsletter / email"));
+}

@@ -1,5 +1,7 @@
 //! The foundation's promise, proven with the real binary: every lead answered 202 reaches the CRM
-//! exactly once, even when the daemon is SIGKILLed at random moments under concurrent load.
+//! exactly once, even when the daemon is SIGKILLed at random moments under concurrent load; and
+//! the closed loop's: every won deal becomes exactly one conversion at each ad platform across
+//! SIGKILLs while deal pages are recorded and conversions are in flight.
 
 mod common;
 
@@ -137,4 +139,172 @@ async fn every_acknowledged_lead_lands_exactly_once_across_sigkill() {
         daemon.wait_exit(Duration::from_secs(20)).await
     };
     assert_eq!(code, Some(0));
+}
+
+/// The closed loop's promise, with the real binary: every won deal reaches each ad platform as
+/// exactly one conversion, although the daemon is SIGKILLed while deal pages are being recorded and
+/// conversions are in flight, and the platforms drop some answers after accepting the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_won_deal_is_written_back_exactly_once_across_sigkill() {
+    use tandem_connectors::sandbox::{CrmFaults, SandboxDeal, start_crm, start_writeback};
+
+    let crm = start_crm("hubspot").await.unwrap().unwrap();
+    let deals = crm.deals().unwrap();
+    let stages = deals.stages();
+    let mut targets = Vec::new();
+    for kind in ["google_ads", "meta_capi"] {
+        targets.push((kind, start_writeback(kind).await.unwrap().unwrap()));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut text = format!(
+        r#"
+[daemon]
+listen = "{addr}"
+state = "sqlite:{state}"
+stop_timeout = "5s"
+
+[daemon.delivery]
+backoff_base = "50ms"
+backoff_max = "400ms"
+linger = "20ms"
+lease = "10s"
+call_timeout = "5s"
+
+[connectors.website]
+kind = "webhook"
+
+[connectors.crm]
+{crm_toml}
+{outcome_toml}
+
+[flows.inbound]
+from = ["website"]
+to = "crm"
+[flows.inbound.fields]
+email = "{{{{ lead.email }}}}"
+
+[attribution]
+from = "crm"
+to = ["google_ads", "meta_capi"]
+[attribution.milestones]
+won = ["{won}"]
+"#,
+        state = dir.path().join("tandem.db").display(),
+        crm_toml = crm.connector_toml(),
+        outcome_toml = deals.outcome_toml(),
+        won = stages.won,
+    );
+    for (kind, t) in &targets {
+        text.push_str(&format!("\n[connectors.{kind}]\n{}\n", t.connector_toml()));
+    }
+    let config = dir.path().join("tandem.toml");
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("tandem.log");
+
+    // The people, delivered once without faults.
+    let people: Vec<String> = (0..120)
+        .map(|i| format!("buyer{i}@crash.example.com"))
+        .collect();
+    let daemon = TandemProcess::start(&config, addr, &log).await;
+    let http = reqwest::Client::new();
+    for p in &people {
+        let r = http
+            .post(format!("http://{addr}/hooks/website"))
+            .json(&json!({"email": p, "utm_source": "google", "gclid": format!("gclid-{p}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    common::wait_until(Duration::from_secs(60), "every buyer in the CRM", || {
+        let missing = people
+            .iter()
+            .filter(|p| crm.record_by_email(p).is_none())
+            .count();
+        async move { (missing == 0).then_some(()) }
+    })
+    .await;
+    daemon.kill_hard();
+
+    // Deals are won in waves; each wave's daemon is killed while it records and writes back.
+    let mut won = Vec::new();
+    let mut cut_short = 0u64;
+    let waves = cycles().max(3);
+    for (wave, chunk) in people.chunks(people.len().div_ceil(waves)).enumerate() {
+        for (_, t) in &targets {
+            t.set_faults(CrmFaults {
+                delay_ms: 40,
+                drop_after_write_next: 3,
+                server_error_rate: 0.05,
+                seed: Some(wave as u64),
+                ..Default::default()
+            });
+        }
+        for p in chunk {
+            won.push(deals.create_deal(SandboxDeal {
+                stage: stages.won.clone(),
+                amount: Some("100.00".into()),
+                currency: Some("EUR".into()),
+                contact_emails: vec![p.clone()],
+                ..Default::default()
+            }));
+        }
+        let daemon = TandemProcess::start(&config, addr, &log).await;
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(50..500))).await;
+        daemon.kill_hard();
+        // What the kill interrupted: write-backs queued or in flight (read from the state file).
+        let state =
+            tandem::store::sqlite::SqliteStore::open_read_only(&dir.path().join("tandem.db"))
+                .unwrap();
+        use tandem::store::Store;
+        cut_short += state
+            .status()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|d| d.flow == "attribution")
+            .map(|d| d.pending + d.in_flight)
+            .sum::<u64>();
+    }
+    eprintln!(
+        "crash test (write-back): {waves} SIGKILLs left {cut_short} write-backs queued or in flight (summed over the kills)"
+    );
+
+    for (_, t) in &targets {
+        t.set_faults(CrmFaults::default());
+    }
+    let daemon = TandemProcess::start(&config, addr, &log).await;
+    for (kind, t) in &targets {
+        common::wait_until(
+            Duration::from_secs(60),
+            &format!("a conversion for every won deal at {kind}"),
+            || {
+                let got: BTreeSet<String> = t.received().into_iter().map(|r| r.key).collect();
+                let missing = won
+                    .iter()
+                    .filter(|d| !got.contains(&format!("crm:{d}:won")))
+                    .count();
+                async move { (missing == 0).then_some(()) }
+            },
+        )
+        .await;
+        let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
+        for r in t.received() {
+            *per_key.entry(r.key).or_default() += 1;
+        }
+        let twice: Vec<_> = per_key.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "{kind}: counted twice: {twice:?}");
+        let won_keys = per_key.keys().filter(|k| k.ends_with(":won")).count();
+        assert_eq!(won_keys, won.len(), "{kind}: exactly the won deals");
+        eprintln!(
+            "crash test (write-back): {kind}: {} won deals, {} won conversions ({} with the implied qualified and opportunity) accepted once each, {} API calls",
+            won.len(),
+            won_keys,
+            per_key.len(),
+            t.stats().api_calls
+        );
+    }
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(20)).await, Some(0));
 }
