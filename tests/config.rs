@@ -90,6 +90,10 @@ fn reference_config_loads_with_its_secrets_provided() {
         "LINKEDIN_ACCESS_TOKEN",
         "BREVO_API_KEY",
         "KLAVIYO_API_KEY",
+        "GOOGLE_CLIENT_SECRET",
+        "GOOGLE_REFRESH_TOKEN",
+        "META_CAPI_TOKEN",
+        "LINKEDIN_CAPI_TOKEN",
     ] {
         let reference = format!("${{env:{name}}}");
         assert!(
@@ -107,6 +111,11 @@ fn reference_config_loads_with_its_secrets_provided() {
     }
     let path = write_config(dir.path(), &text);
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let attribution = config.attribution.as_ref().expect("[attribution]");
+    assert_eq!(
+        (attribution.from.as_str(), attribution.to.len()),
+        ("hubspot", 5)
+    );
 
     assert_eq!(config.daemon.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(
@@ -166,7 +175,7 @@ fn reference_config_loads_with_its_secrets_provided() {
     }
     assert_eq!(
         check_report(&Ok(config)),
-        "config OK: 12 connectors, 1 flow"
+        "config OK: 15 connectors, 1 flow; attribution from hubspot to 5 destinations"
     );
 }
 
@@ -192,6 +201,10 @@ fn reference_config_without_its_env_vars_names_each_one() {
         "LINKEDIN_ACCESS_TOKEN",
         "BREVO_API_KEY",
         "KLAVIYO_API_KEY",
+        "GOOGLE_CLIENT_SECRET",
+        "GOOGLE_REFRESH_TOKEN",
+        "META_CAPI_TOKEN",
+        "LINKEDIN_CAPI_TOKEN",
     ] {
         assert!(
             errs.iter()
@@ -585,4 +598,53 @@ fn a_wrongly_typed_required_key_is_one_error_not_two() {
     let e = find(&errs, "flows.inbound.to");
     assert!(e.message.contains("invalid type: integer `5`"), "{report}");
     assert_eq!(errs.len(), 1, "{report}");
+}
+
+#[test]
+fn attribution_mistakes_are_reported_with_their_lines_and_hints() {
+    let text = format!(
+        r#"{BASE}
+[attribution]
+from = "website"
+model = "u_shaped"
+to = ["hubspot", "nowhere", "website"]
+position_based = {{ first = 0.5, last = 0.4, middle = 0.2 }}
+
+[attribution.milestones]
+won = ["closedwon"]
+lost = ["closedwon"]
+"#
+    );
+    // `model` is refused by serde before the section's cross-checks can run.
+    let errs = errors(&text);
+    let model = find(&errs, "attribution.model");
+    assert!(model.message.contains("u_shaped"), "{}", model.message);
+    assert!(model.line.is_some());
+
+    let text = text.replace("model = \"u_shaped\"\n", "");
+    let errs = errors(&text);
+    let from = find(&errs, "attribution.from");
+    assert!(from.message.contains("not a CRM"), "{}", from.message);
+    assert!(from.hint.as_deref().unwrap_or("").contains("hubspot"));
+    let to: Vec<&ConfigError> = errs.iter().filter(|e| e.key == "attribution.to").collect();
+    assert_eq!(to.len(), 2, "{}", ConfigErrors(errs.clone()));
+    assert!(
+        to.iter()
+            .any(|e| e.message.contains("no connector named \"nowhere\""))
+    );
+    assert!(
+        to.iter()
+            .any(|e| e.message.contains("cannot receive write-backs"))
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.key.starts_with("attribution.position_based"))
+    );
+    let dup = find(&errs, "attribution.milestones");
+    assert!(dup.message.contains("closedwon"), "{}", dup.message);
+    assert!(
+        errs.iter().all(|e| e.line.is_some()),
+        "{}",
+        ConfigErrors(errs.clone())
+    );
 }

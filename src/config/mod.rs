@@ -125,8 +125,20 @@ pub fn check_report(result: &Result<Config, ConfigErrors>) -> String {
         Ok(c) => {
             let n = c.connectors.len();
             let m = c.flows.len();
+            let attribution = c
+                .attribution
+                .as_ref()
+                .map(|a| {
+                    format!(
+                        "; attribution from {} to {} destination{}",
+                        a.from,
+                        a.to.len(),
+                        if a.to.len() == 1 { "" } else { "s" }
+                    )
+                })
+                .unwrap_or_default();
             format!(
-                "config OK: {n} connector{}, {m} flow{}",
+                "config OK: {n} connector{}, {m} flow{}{attribution}",
                 if n == 1 { "" } else { "s" },
                 if m == 1 { "" } else { "s" }
             )
