@@ -15,6 +15,7 @@ pub mod linkedin;
 pub mod linkedin_lead_gen;
 pub mod mailchimp;
 pub mod meta_capi;
+pub mod meta_graph;
 pub mod model;
 pub mod oauth;
 pub mod outcome;

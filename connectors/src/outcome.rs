@@ -98,6 +98,21 @@ pub trait OutcomeWebhook: Send + Sync {
     fn verify(&self, req: &PresetRequest<'_>) -> Result<usize, PresetError>;
 }
 
+/// `outcome_poll_interval`'s default, for every CRM.
+pub fn default_poll_interval() -> crate::units::HumanDuration {
+    crate::units::HumanDuration(Duration::from_secs(60))
+}
+
+/// `outcome_overlap`'s default (the re-read window for late writes), for every CRM.
+pub fn default_overlap() -> crate::units::HumanDuration {
+    crate::units::HumanDuration(Duration::from_secs(120))
+}
+
+/// `currency`'s default (for deals without one of their own), for every CRM.
+pub fn default_currency() -> String {
+    "USD".to_owned()
+}
+
 /// The close instant of a CRM that only keeps a close *date* (Salesforce `CloseDate`, Zoho
 /// `Closing_Date`): the end of that day (UTC), but never later than the deal's last change (the
 /// end of its second: both CRMs stamp changes to the second). A deal closed today and read now

@@ -220,3 +220,66 @@ pub fn sha256_hex(value: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(value.as_bytes()))
 }
+
+/// A CRM's default names for the three attribution fields on its deals: first touch, last touch,
+/// attribution (the credit line).
+pub trait DealFieldDefaults {
+    const NAMES: [&'static str; 3];
+}
+
+/// `deal_fields = { first_touch = "…", last_touch = "…", attribution = "…" }`: the CRM's names of
+/// the deal fields tandem writes attribution to; a key left out takes the CRM's default (`D`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DealFields<D> {
+    pub first_touch: String,
+    pub last_touch: String,
+    pub attribution: String,
+    defaults: std::marker::PhantomData<D>,
+}
+
+impl<D: DealFieldDefaults> Default for DealFields<D> {
+    fn default() -> Self {
+        let [first_touch, last_touch, attribution] = D::NAMES.map(str::to_owned);
+        DealFields {
+            first_touch,
+            last_touch,
+            attribution,
+            defaults: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<D> DealFields<D> {
+    /// (config key, field name), in the order they are written.
+    pub fn named(&self) -> [(&'static str, &str); 3] {
+        [
+            ("first_touch", self.first_touch.as_str()),
+            ("last_touch", self.last_touch.as_str()),
+            ("attribution", self.attribution.as_str()),
+        ]
+    }
+}
+
+impl<'de, D: DealFieldDefaults> Deserialize<'de> for DealFields<D> {
+    fn deserialize<De: serde::Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Given {
+            first_touch: Option<String>,
+            last_touch: Option<String>,
+            attribution: Option<String>,
+        }
+        let given = Given::deserialize(d)?;
+        let mut fields = DealFields::<D>::default();
+        if let Some(v) = given.first_touch {
+            fields.first_touch = v;
+        }
+        if let Some(v) = given.last_touch {
+            fields.last_touch = v;
+        }
+        if let Some(v) = given.attribution {
+            fields.attribution = v;
+        }
+        Ok(fields)
+    }
+}

@@ -6,9 +6,6 @@
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-
-use crate::units::HumanDuration;
 
 use super::HubspotConfig;
 
@@ -19,61 +16,20 @@ const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// An overlap beyond this re-reads a day of deals on every poll.
 const MAX_OVERLAP: Duration = Duration::from_secs(86_400);
 
-pub fn default_poll_interval() -> HumanDuration {
-    HumanDuration(Duration::from_secs(60))
+/// HubSpot's default deal properties (internal names, single-line or multi-line text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubspotDealFields;
+
+impl crate::writeback::DealFieldDefaults for HubspotDealFields {
+    const NAMES: [&'static str; 3] = [
+        "tandem_first_touch",
+        "tandem_last_touch",
+        "tandem_attribution",
+    ];
 }
 
-pub fn default_overlap() -> HumanDuration {
-    HumanDuration(Duration::from_secs(120))
-}
-
-pub fn default_currency() -> String {
-    "USD".to_owned()
-}
-
-/// `deal_fields = { first_touch = "…", last_touch = "…", attribution = "…" }`: the deal
-/// properties (internal names, single-line or multi-line text) tandem writes attribution to.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DealFields {
-    #[serde(default = "default_first_touch")]
-    pub first_touch: String,
-    #[serde(default = "default_last_touch")]
-    pub last_touch: String,
-    #[serde(default = "default_attribution")]
-    pub attribution: String,
-}
-
-fn default_first_touch() -> String {
-    "tandem_first_touch".to_owned()
-}
-fn default_last_touch() -> String {
-    "tandem_last_touch".to_owned()
-}
-fn default_attribution() -> String {
-    "tandem_attribution".to_owned()
-}
-
-impl Default for DealFields {
-    fn default() -> Self {
-        DealFields {
-            first_touch: default_first_touch(),
-            last_touch: default_last_touch(),
-            attribution: default_attribution(),
-        }
-    }
-}
-
-impl DealFields {
-    /// (key, property name) in a fixed order.
-    pub fn named(&self) -> [(&'static str, &str); 3] {
-        [
-            ("first_touch", self.first_touch.as_str()),
-            ("last_touch", self.last_touch.as_str()),
-            ("attribution", self.attribution.as_str()),
-        ]
-    }
-}
+/// `deal_fields`: the deal properties tandem writes attribution to.
+pub type DealFields = crate::writeback::DealFields<HubspotDealFields>;
 
 /// `outcomes_since` as unix ms, when it is set and valid.
 pub fn since_ms(raw: Option<&str>) -> Option<Result<i64, String>> {

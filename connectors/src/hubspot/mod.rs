@@ -110,17 +110,17 @@ pub struct HubspotConfig {
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
     /// How often deals are polled when nothing more waits (`[attribution] from`).
-    #[serde(default = "deal_config::default_poll_interval")]
+    #[serde(default = "crate::outcome::default_poll_interval")]
     pub outcome_poll_interval: HumanDuration,
     /// Where the first deal poll starts (RFC 3339); default 30 days before it.
     #[serde(default)]
     pub outcomes_since: Option<String>,
     /// Each pass re-reads this much before the newest deal seen, for writes HubSpot's search
     /// shows late.
-    #[serde(default = "deal_config::default_overlap")]
+    #[serde(default = "crate::outcome::default_overlap")]
     pub outcome_overlap: HumanDuration,
     /// The account currency, for deals without a `deal_currency_code`.
-    #[serde(default = "deal_config::default_currency")]
+    #[serde(default = "crate::outcome::default_currency")]
     pub currency: String,
     /// The deal properties attribution is written to (`[attribution] to`).
     #[serde(default)]

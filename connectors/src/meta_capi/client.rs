@@ -17,7 +17,8 @@ use crate::{
     writeback::{Conversion, Milestone, WritebackAction, WritebackSink},
 };
 
-use super::{EventNames, MAX_EVENTS, MetaCapiConfig, event, graph, valid_api_version};
+use super::{EventNames, MAX_EVENTS, MetaCapiConfig, event, valid_api_version};
+use crate::meta_graph as graph;
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()

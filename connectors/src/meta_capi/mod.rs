@@ -6,7 +6,7 @@
 //! - [`client`]: the [`crate::writeback::WritebackSink`] (send, verify).
 //! - [`event`]: one [`crate::writeback::Conversion`] → one CAPI event, and the 7-day rule.
 //! - [`normalize`]: identifiers normalised and SHA-256 hashed exactly as Meta specifies.
-//! - [`graph`]: the Graph error envelope in the engine's terms.
+//! - [`crate::meta_graph`]: the Graph error envelope in the engine's terms (shared with Lead Ads).
 //! - `sandbox` (feature `sandbox`): a faithful fake of the events endpoint.
 //!
 //! See docs/writeback/meta_capi.md for what is sent and the decisions taken here.
@@ -27,7 +27,6 @@
 
 pub mod client;
 pub mod event;
-pub mod graph;
 pub mod normalize;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;

@@ -373,7 +373,7 @@ async fn throttles_outages_and_bad_tokens_are_classified() {
             retry_after,
         }) => {
             assert!(message.contains("Meta Graph error 4"), "{message}");
-            assert_eq!(retry_after, super::graph::DEFAULT_THROTTLE_WAIT);
+            assert_eq!(retry_after, crate::meta_graph::DEFAULT_THROTTLE_WAIT);
         }
         other => panic!("{other:?}"),
     }

@@ -122,7 +122,7 @@ impl DealFieldWriter {
     async fn targets(&self) -> Result<Vec<Target>, CallError> {
         let fields = self.fields().await?;
         self.names
-            .entries()
+            .named()
             .iter()
             .map(|(role, wanted)| resolve(role, wanted, &fields))
             .collect::<Result<_, _>>()
@@ -338,7 +338,7 @@ impl WritebackSink for DealFieldWriter {
         *self.fields.lock().await = Some((Instant::now(), fields.clone()));
         let mut problems = Vec::new();
         let mut keys: Vec<(&str, String)> = Vec::new();
-        for (role, wanted) in self.names.entries() {
+        for (role, wanted) in self.names.named() {
             match resolve(role, wanted, &fields) {
                 Err(m) => problems.push(m),
                 Ok(Target {

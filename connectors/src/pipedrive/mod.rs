@@ -119,17 +119,17 @@ pub struct PipedriveConfig {
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
     /// How often deals are polled when nothing more is waiting.
-    #[serde(default = "default_outcome_poll_interval")]
+    #[serde(default = "crate::outcome::default_poll_interval")]
     pub outcome_poll_interval: HumanDuration,
     /// RFC 3339: where the first outcome poll starts (default: 30 days before the first poll).
     #[serde(default)]
     pub outcomes_since: Option<String>,
     /// How far before the newest change seen each poll reads again, for writes that become
     /// visible late.
-    #[serde(default = "default_outcome_overlap")]
+    #[serde(default = "crate::outcome::default_overlap")]
     pub outcome_overlap: HumanDuration,
     /// ISO 4217 code for deals without a currency of their own.
-    #[serde(default = "default_currency")]
+    #[serde(default = "crate::outcome::default_currency")]
     pub currency: String,
     /// Also read a deal's participants (beyond its main person) when it has any.
     #[serde(default = "default_deal_participants")]
@@ -146,38 +146,21 @@ pub struct PipedriveConfig {
     pub webhook_password: Option<SecretString>,
 }
 
-/// `deal_fields = { first_touch = "…", last_touch = "…", attribution = "…" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DealFieldNames {
-    #[serde(default = "default_first_touch_field")]
-    pub first_touch: String,
-    #[serde(default = "default_last_touch_field")]
-    pub last_touch: String,
-    #[serde(default = "default_attribution_field")]
-    pub attribution: String,
+/// Pipedrive addresses custom fields by generated keys, so no key can be a default: the defaults
+/// are field names, resolved to keys through `GET /api/v1/dealFields`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipedriveDealFieldNames;
+
+impl crate::writeback::DealFieldDefaults for PipedriveDealFieldNames {
+    const NAMES: [&'static str; 3] = [
+        "tandem first touch",
+        "tandem last touch",
+        "tandem attribution",
+    ];
 }
 
-impl Default for DealFieldNames {
-    fn default() -> Self {
-        DealFieldNames {
-            first_touch: default_first_touch_field(),
-            last_touch: default_last_touch_field(),
-            attribution: default_attribution_field(),
-        }
-    }
-}
-
-impl DealFieldNames {
-    /// (config key, configured value), in the order tandem writes them.
-    pub fn entries(&self) -> [(&'static str, &str); 3] {
-        [
-            ("first_touch", self.first_touch.as_str()),
-            ("last_touch", self.last_touch.as_str()),
-            ("attribution", self.attribution.as_str()),
-        ]
-    }
-}
+/// `deal_fields`: the custom deal fields attribution is written into, by API key or name.
+pub type DealFieldNames = crate::writeback::DealFields<PipedriveDealFieldNames>;
 
 fn default_base_url() -> String {
     DEFAULT_BASE_URL.to_owned()
@@ -194,30 +177,9 @@ fn default_recent_window() -> HumanDuration {
 fn default_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(30))
 }
-fn default_outcome_poll_interval() -> HumanDuration {
-    HumanDuration(Duration::from_secs(60))
-}
-fn default_outcome_overlap() -> HumanDuration {
-    HumanDuration(Duration::from_secs(120))
-}
-fn default_currency() -> String {
-    "USD".to_owned()
-}
 fn default_deal_participants() -> bool {
     true
 }
-// Pipedrive addresses custom fields by generated keys, so no key can be a default: the defaults
-// are field names, resolved to keys through `GET /api/v1/dealFields`.
-fn default_first_touch_field() -> String {
-    "tandem first touch".to_owned()
-}
-fn default_last_touch_field() -> String {
-    "tandem last touch".to_owned()
-}
-fn default_attribution_field() -> String {
-    "tandem attribution".to_owned()
-}
-
 /// Whether `s` is shaped like a Pipedrive custom field key (40 hex characters).
 pub(crate) fn is_field_key(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -413,7 +375,7 @@ impl PipedriveConfig {
                 ),
             );
         }
-        let entries = self.deal_fields.entries();
+        let entries = self.deal_fields.named();
         for (i, (key, value)) in entries.iter().enumerate() {
             if value.trim().is_empty() {
                 push(

@@ -182,16 +182,16 @@ pub struct SalesforceConfig {
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
     /// How often the Opportunity poll runs when nothing more is waiting.
-    #[serde(default = "default_outcome_poll_interval")]
+    #[serde(default = "crate::outcome::default_poll_interval")]
     pub outcome_poll_interval: HumanDuration,
     /// RFC 3339 start of the first Opportunity poll (default: 30 days before the first start).
     #[serde(default)]
     pub outcomes_since: Option<String>,
     /// How far before the newest `SystemModstamp` seen each pass re-reads, for late writes.
-    #[serde(default = "default_outcome_overlap")]
+    #[serde(default = "crate::outcome::default_overlap")]
     pub outcome_overlap: HumanDuration,
     /// The org's currency, for amounts (and for every amount unless `multi_currency`).
-    #[serde(default = "default_currency")]
+    #[serde(default = "crate::outcome::default_currency")]
     pub currency: String,
     /// The org has multiple currencies enabled: read each Opportunity's `CurrencyIsoCode`.
     #[serde(default)]
@@ -201,58 +201,20 @@ pub struct SalesforceConfig {
     pub deal_fields: DealFields,
 }
 
-/// `deal_fields = { first_touch = "…", last_touch = "…", attribution = "…" }`: Opportunity
-/// field API names.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DealFields {
-    #[serde(default = "default_first_touch_field")]
-    pub first_touch: String,
-    #[serde(default = "default_last_touch_field")]
-    pub last_touch: String,
-    #[serde(default = "default_attribution_field")]
-    pub attribution: String,
+/// Salesforce's default Opportunity field API names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalesforceDealFieldNames;
+
+impl crate::writeback::DealFieldDefaults for SalesforceDealFieldNames {
+    const NAMES: [&'static str; 3] = [
+        "Tandem_First_Touch__c",
+        "Tandem_Last_Touch__c",
+        "Tandem_Attribution__c",
+    ];
 }
 
-impl Default for DealFields {
-    fn default() -> Self {
-        DealFields {
-            first_touch: default_first_touch_field(),
-            last_touch: default_last_touch_field(),
-            attribution: default_attribution_field(),
-        }
-    }
-}
-
-impl DealFields {
-    /// (config key, field name), in the order they are written.
-    pub fn named(&self) -> [(&'static str, &str); 3] {
-        [
-            ("first_touch", self.first_touch.as_str()),
-            ("last_touch", self.last_touch.as_str()),
-            ("attribution", self.attribution.as_str()),
-        ]
-    }
-}
-
-fn default_first_touch_field() -> String {
-    "Tandem_First_Touch__c".to_owned()
-}
-fn default_last_touch_field() -> String {
-    "Tandem_Last_Touch__c".to_owned()
-}
-fn default_attribution_field() -> String {
-    "Tandem_Attribution__c".to_owned()
-}
-fn default_outcome_poll_interval() -> HumanDuration {
-    HumanDuration(Duration::from_secs(60))
-}
-fn default_outcome_overlap() -> HumanDuration {
-    HumanDuration(Duration::from_secs(120))
-}
-fn default_currency() -> String {
-    "USD".to_owned()
-}
+/// `deal_fields`: the Opportunity text fields tandem writes attribution to (API names).
+pub type DealFields = crate::writeback::DealFields<SalesforceDealFieldNames>;
 
 fn default_login_url() -> String {
     DEFAULT_LOGIN_URL.to_owned()

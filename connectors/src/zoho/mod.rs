@@ -109,16 +109,16 @@ pub struct ZohoConfig {
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
     /// How often the Deals poll runs when nothing more is waiting.
-    #[serde(default = "default_outcome_poll_interval")]
+    #[serde(default = "crate::outcome::default_poll_interval")]
     pub outcome_poll_interval: HumanDuration,
     /// RFC 3339 start of the first Deals poll (default: 30 days before the first start).
     #[serde(default)]
     pub outcomes_since: Option<String>,
     /// How far before the newest `Modified_Time` seen each pass re-reads, for late writes.
-    #[serde(default = "default_outcome_overlap")]
+    #[serde(default = "crate::outcome::default_overlap")]
     pub outcome_overlap: HumanDuration,
     /// The org's home currency, for amounts (and for every amount unless `multi_currency`).
-    #[serde(default = "default_currency")]
+    #[serde(default = "crate::outcome::default_currency")]
     pub currency: String,
     /// The org has multiple currencies enabled: read each Deal's `Currency`.
     #[serde(default)]
@@ -134,58 +134,21 @@ pub struct ZohoConfig {
     pub deal_fields: DealFields,
 }
 
-/// `deal_fields = { first_touch = "…", last_touch = "…", attribution = "…" }`: Deals field
-/// API names.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DealFields {
-    #[serde(default = "default_first_touch_field")]
-    pub first_touch: String,
-    #[serde(default = "default_last_touch_field")]
-    pub last_touch: String,
-    #[serde(default = "default_attribution_field")]
-    pub attribution: String,
+/// Zoho's default Deals field API names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZohoDealFieldNames;
+
+impl crate::writeback::DealFieldDefaults for ZohoDealFieldNames {
+    const NAMES: [&'static str; 3] = [
+        "Tandem_First_Touch",
+        "Tandem_Last_Touch",
+        "Tandem_Attribution",
+    ];
 }
 
-impl Default for DealFields {
-    fn default() -> Self {
-        DealFields {
-            first_touch: default_first_touch_field(),
-            last_touch: default_last_touch_field(),
-            attribution: default_attribution_field(),
-        }
-    }
-}
+/// `deal_fields`: the Deals text fields tandem writes attribution to (API names).
+pub type DealFields = crate::writeback::DealFields<ZohoDealFieldNames>;
 
-impl DealFields {
-    /// (config key, field name), in the order they are written.
-    pub fn named(&self) -> [(&'static str, &str); 3] {
-        [
-            ("first_touch", self.first_touch.as_str()),
-            ("last_touch", self.last_touch.as_str()),
-            ("attribution", self.attribution.as_str()),
-        ]
-    }
-}
-
-fn default_first_touch_field() -> String {
-    "Tandem_First_Touch".to_owned()
-}
-fn default_last_touch_field() -> String {
-    "Tandem_Last_Touch".to_owned()
-}
-fn default_attribution_field() -> String {
-    "Tandem_Attribution".to_owned()
-}
-fn default_outcome_poll_interval() -> HumanDuration {
-    HumanDuration(Duration::from_secs(60))
-}
-fn default_outcome_overlap() -> HumanDuration {
-    HumanDuration(Duration::from_secs(120))
-}
-fn default_currency() -> String {
-    "USD".to_owned()
-}
 /// Zoho's default won stage.
 fn default_won_stages() -> Vec<String> {
     vec!["Closed Won".to_owned()]

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::{appsecret_proof, graph, lead::map_lead};
+use super::{appsecret_proof, lead::map_lead};
+use crate::meta_graph as graph;
 use crate::{
     BuildError, ConnectorContext, RateLimit,
     sink::CallError,

@@ -13,7 +13,6 @@
 //! See docs/sources/meta_lead_ads.md for the setup and the decisions taken here.
 
 mod fetch;
-mod graph;
 mod lead;
 mod notification;
 #[cfg(feature = "sandbox")]

@@ -1,7 +1,9 @@
-//! The Graph API's error envelope (`{"error":{message,type,code,error_subcode,error_user_title,
-//! error_user_msg,fbtrace_id,is_transient}}`) in the engine's terms. Graph puts the verdict in
-//! `code`, not in the HTTP status (most errors, throttling included, arrive as 400), so codes are
-//! read first and the status is the fallback ([`CallError::from_status`]).
+//! Meta's Graph API answers that are not what was asked for, shared by the Lead Ads fetcher and the
+//! Conversions API: the error envelope (`{"error":{message,type,code,error_subcode,
+//! error_user_title,error_user_msg,fbtrace_id,is_transient}}`), the usage headers
+//! (`X-App-Usage`, `X-Business-Use-Case-Usage`) and how each becomes a [`CallError`]. Graph puts
+//! the verdict in `code`, not in the HTTP status (most errors, throttling included, arrive as
+//! 400), so codes are read first and the status is the fallback ([`CallError::from_status`]).
 
 use std::time::Duration;
 
@@ -56,6 +58,37 @@ fn auth_status(code: i64) -> Option<u16> {
         10 | 200..=299 => Some(403),
         _ => None,
     }
+}
+
+/// Error 100 about `appsecret_proof` ("Require App Secret" is on, or the secret is not this
+/// app's): a credentials problem, not a bad request.
+fn is_proof_error(e: &GraphError) -> bool {
+    e.code == Some(100) && e.message.contains("appsecret_proof")
+}
+
+/// The highest percentage any usage header reports (`call_count`, `total_cputime`,
+/// `total_time`), 0 when none is present.
+pub fn usage_percent(headers: &HeaderMap) -> u64 {
+    let header_json = |name: &str| -> Option<Value> {
+        serde_json::from_str(headers.get(name)?.to_str().ok()?).ok()
+    };
+    let mut max = 0;
+    let mut take = |v: &Value| {
+        for key in ["call_count", "total_cputime", "total_time"] {
+            if let Some(p) = v.get(key).and_then(Value::as_u64) {
+                max = max.max(p);
+            }
+        }
+    };
+    if let Some(app) = header_json("x-app-usage") {
+        take(&app);
+    }
+    if let Some(Value::Object(buc)) = header_json("x-business-use-case-usage") {
+        for entry in buc.values().filter_map(Value::as_array).flatten() {
+            take(entry);
+        }
+    }
+    max
 }
 
 /// The longest wait the usage headers ask for (`estimated_time_to_regain_access`, minutes, in
@@ -148,7 +181,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CallErr
             retry_after: throttle_wait,
         };
     }
-    if let Some(auth) = auth_status(code) {
+    if let Some(auth) = auth_status(code).or(is_proof_error(&e).then_some(403)) {
         let status = match status.as_u16() {
             s @ (401 | 403) => s,
             _ => auth,
@@ -206,6 +239,16 @@ mod tests {
             classify(StatusCode::TOO_MANY_REQUESTS, &h, b""),
             CallError::RateLimited { .. }
         ));
+        // "Require App Secret" is on and the proof is wrong: credentials, not the request.
+        let proof = br#"{"error":{"message":"Invalid appsecret_proof provided in the API argument","type":"GraphMethodException","code":100}}"#;
+        assert!(matches!(
+            classify(bad, &h, proof),
+            CallError::Auth { status: 403, .. }
+        ));
+        assert!(matches!(
+            classify(bad, &h, &err(100)),
+            CallError::Permanent { .. }
+        ));
         let stale = br#"{"error":{"message":"Invalid parameter","type":"OAuthException","code":100,"error_subcode":2804003,"error_user_title":"Event Timestamp Too Old","error_user_msg":"The timestamp for this event is too far in the past.","fbtrace_id":"AbC"}}"#;
         assert_eq!(
             classify(bad, &h, stale),
@@ -224,7 +267,12 @@ mod tests {
                 r#"{"123":[{"type":"ads_management","call_count":100,"total_cputime":4,"total_time":9,"estimated_time_to_regain_access":3}]}"#,
             ),
         );
+        h.insert(
+            "x-app-usage",
+            HeaderValue::from_static(r#"{"call_count":12,"total_cputime":3,"total_time":5}"#),
+        );
         assert_eq!(wait_from_headers(&h), Some(Duration::from_secs(180)));
+        assert_eq!(usage_percent(&h), 100);
         assert!(matches!(
             classify(StatusCode::BAD_REQUEST, &h, &err(80_004)),
             CallError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(180)
