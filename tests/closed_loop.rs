@@ -48,6 +48,7 @@ fn config_text(
 listen = "127.0.0.1:0"
 state = "sqlite:{state}"
 stop_timeout = "5s"
+admin_token = "loop-admin"
 
 [daemon.delivery]
 backoff_base = "50ms"
@@ -354,6 +355,38 @@ async fn a_won_deal_comes_back_out_everywhere(kind: &str) {
         (google_row.leads, google_row.lost, google_row.won),
         (1, 1, 0)
     );
+
+    // `tandem forget` fans the deletion out to the CRM and to Mailchimp, which both know Ann now.
+    let forgot: Value = l
+        .http
+        .post(format!("http://{}/api/forget", l.daemon.addr))
+        .bearer_auth("loop-admin")
+        .json(&json!({"identifier": "ann@loop.example.com"}))
+        .send()
+        .await
+        .expect("forget")
+        .json()
+        .await
+        .expect("forget answer");
+    let fanout = forgot["audit"]["connectors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for connector in ["crm", "mailchimp"] {
+        assert!(
+            fanout
+                .iter()
+                .any(|f| f["connector"] == connector && f["status"] == "queued"),
+            "{kind}: {connector} not in the fan-out: {forgot}"
+        );
+    }
+    common::wait_until(LONG, "the deletions to finish", || async {
+        let audits = store.forget_audits(1).await.ok()?;
+        let status = audits.first()?.status.clone();
+        assert_ne!(status, "failed", "{kind}: {audits:?}");
+        (status == "done").then_some(())
+    })
+    .await;
 }
 
 macro_rules! per_crm {
