@@ -128,6 +128,8 @@ impl Loop {
         targets.push(("google_legacy".to_string(), legacy));
         let dir = tempfile::tempdir().expect("tempdir");
         let text = config_text(crm.as_ref(), &targets, &dir.path().join("tandem.db"));
+        // On disk too, for the CLI's `report` (which reads the state file read-only).
+        std::fs::write(dir.path().join("tandem.toml"), &text).expect("config file");
         let config = Config::from_str_at(&text, &dir.path().join("tandem.toml"))
             .unwrap_or_else(|e| panic!("{kind}: {e}\n{text}"));
         let daemon = Daemon::start(config).await.expect("daemon starts");
@@ -345,6 +347,41 @@ async fn a_won_deal_comes_back_out_everywhere(kind: &str) {
         revenue, 20_000,
         "{kind}: only the won 200.00 EUR deal counts"
     );
+    // The CLI reads the same numbers from the state file while the daemon runs.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("--config")
+        .arg(l._dir.path().join("tandem.toml"))
+        .args([
+            "report",
+            "attribution",
+            "--by",
+            "source",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("tandem report runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    assert_eq!(
+        json["model"], "linear",
+        "[attribution] model is the default"
+    );
+    assert_eq!(json["rows"][0]["source"], "website");
+    assert_eq!(json["rows"][0]["revenue_minor"], 20_000);
+    assert_eq!(json["rows"][0]["currency"], "EUR");
+    assert_eq!(json["unattributed"], json!([]));
+    let keys: Vec<&str> = json
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["model", "rows", "since", "unattributed", "until"]);
     let quality = quality_report(&inputs, &period, Dimension::Source);
     let google_row = quality
         .rows
