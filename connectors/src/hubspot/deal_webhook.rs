@@ -10,22 +10,23 @@
 //! proxy in front of tandem is the usual setup). HubSpot decodes some percent-escapes before
 //! signing; both the decoded and the as-sent URI are accepted.
 
-use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::{
     outcome::OutcomeWebhook,
     source::{PresetError, PresetRequest},
+    webhook::presets::common::{check_timestamp, ct_eq},
 };
+
+#[cfg(any(test, feature = "sandbox"))]
+pub use crate::webhook::presets::hubspot_forms::signature::sign_v1;
+/// The same v3 signature HubSpot puts on form-submission webhooks.
+pub use crate::webhook::presets::hubspot_forms::signature::{decode_signed_escapes, sign_v3};
 
 use super::HubspotConfig;
 
 pub const SIGNATURE_HEADER: &str = "x-hubspot-signature-v3";
 pub const TIMESTAMP_HEADER: &str = "x-hubspot-request-timestamp";
-/// HubSpot: reject requests whose timestamp is older than 5 minutes.
-pub const MAX_AGE_MS: i64 = 5 * 60 * 1000;
 
 /// The deal webhook of one HubSpot connector.
 #[derive(Clone)]
@@ -41,98 +42,6 @@ impl std::fmt::Debug for DealWebhook {
             .field("url", &self.url)
             .finish()
     }
-}
-
-/// Standard base64 with padding (RFC 4648 §4).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// `X-HubSpot-Signature-v3` for one request.
-pub fn sign_v3(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &str) -> String {
-    // HMAC takes keys of any length; the error arm is unreachable but costs nothing.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return String::new();
-    };
-    mac.update(method.as_bytes());
-    mac.update(uri.as_bytes());
-    mac.update(body);
-    mac.update(timestamp.as_bytes());
-    base64(&mac.finalize().into_bytes())
-}
-
-/// Legacy v1 (`X-HubSpot-Signature`, version `v1`): hex SHA-256 of `secret + body`. HubSpot
-/// still sends it beside v3; tandem never accepts it (no timestamp, so no replay protection).
-pub fn sign_v1(secret: &[u8], body: &[u8]) -> String {
-    hex::encode(
-        Sha256::new()
-            .chain_update(secret)
-            .chain_update(body)
-            .finalize(),
-    )
-}
-
-/// Equal-length-independent constant-time comparison (digests first, so lengths don't leak).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let ha = Sha256::digest(a);
-    let hb = Sha256::digest(b);
-    bool::from(ha.as_slice().ct_eq(hb.as_slice())) && a.len() == b.len()
-}
-
-/// The percent-escapes HubSpot's v3 instructions decode before signing; others stay.
-pub fn decode_signed_escapes(uri: &str) -> String {
-    const TABLE: [(&str, char); 12] = [
-        ("%3A", ':'),
-        ("%2F", '/'),
-        ("%3F", '?'),
-        ("%40", '@'),
-        ("%21", '!'),
-        ("%24", '$'),
-        ("%27", '\''),
-        ("%28", '('),
-        ("%29", ')'),
-        ("%2A", '*'),
-        ("%2C", ','),
-        ("%3B", ';'),
-    ];
-    let mut out = String::with_capacity(uri.len());
-    let mut rest = uri;
-    while let Some(pos) = rest.find('%') {
-        out.push_str(&rest[..pos]);
-        let tail = &rest[pos..];
-        let hit = tail
-            .get(..3)
-            .and_then(|esc| TABLE.iter().find(|(e, _)| e.eq_ignore_ascii_case(esc)));
-        match hit {
-            Some((_, c)) => {
-                out.push(*c);
-                rest = &tail[3..];
-            }
-            None => {
-                out.push('%');
-                rest = &tail[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Whether one event of the array is about a deal.
@@ -199,25 +108,17 @@ impl OutcomeWebhook for DealWebhook {
             .ok_or_else(|| {
                 PresetError::Unauthorized("missing X-HubSpot-Signature-v3 header".into())
             })?;
+        // HubSpot: refuse timestamps more than 5 minutes from now.
+        check_timestamp(
+            "X-HubSpot-Request-Timestamp",
+            req.headers.get(TIMESTAMP_HEADER),
+            req.now_ms,
+        )?;
         let raw_ts = req
             .headers
             .get(TIMESTAMP_HEADER)
             .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                PresetError::Unauthorized("missing X-HubSpot-Request-Timestamp header".into())
-            })?;
-        let ts: i64 = raw_ts.parse().map_err(|_| {
-            PresetError::Unauthorized(
-                "X-HubSpot-Request-Timestamp is not a millisecond timestamp".into(),
-            )
-        })?;
-        if req.now_ms.abs_diff(ts) > MAX_AGE_MS.unsigned_abs() {
-            return Err(PresetError::Unauthorized(
-                "stale timestamp: X-HubSpot-Request-Timestamp is more than 5 minutes from now"
-                    .into(),
-            ));
-        }
+            .unwrap_or_default();
         let method = req.method.to_ascii_uppercase();
         let secret = self.secret.expose_secret().as_bytes();
         let signed = self.candidate_uris(req.url).iter().any(|uri| {
@@ -250,7 +151,6 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";
-    const BODY: &str = r#"[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":54321}]"#;
 
     fn hook(url: Option<&str>) -> DealWebhook {
         DealWebhook {
@@ -280,28 +180,6 @@ mod tests {
             body: body.as_bytes(),
             now_ms,
         })
-    }
-
-    #[test]
-    fn vendor_notes_vectors() {
-        assert_eq!(
-            sign_v3(
-                SECRET.as_bytes(),
-                "POST",
-                "https://www.example.com/webhook_uri",
-                BODY.as_bytes(),
-                "1564113600000"
-            ),
-            "DxmVAjFNa2xfF3YgQjdZP6TNcok9k1oaH7UXombPtvw="
-        );
-        assert_eq!(
-            sign_v1(SECRET.as_bytes(), BODY.as_bytes()),
-            "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de"
-        );
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! One module per platform preset, each implementing [`WebhookPreset`]; this file maps the
 //! config's `preset` to its implementation and its required keys.
 
-mod common;
+pub(crate) mod common;
 mod generic;
 mod google_lead_form;
-mod hubspot_forms;
+pub(crate) mod hubspot_forms;
 pub mod meta_lead_ads;
 mod typeform;
 mod webflow;

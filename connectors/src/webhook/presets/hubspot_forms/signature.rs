@@ -3,7 +3,7 @@
 //! (milliseconds) within 5 minutes. v1 and v2 (plain SHA-256 of secret + …, no timestamp, so no
 //! replay protection) are computed only to test against HubSpot's published examples.
 
-#[cfg(test)]
+#[cfg(any(test, feature = "sandbox"))]
 use sha2::{Digest, Sha256};
 
 use super::super::common::{base64, hmac_sha256};
@@ -21,8 +21,9 @@ pub fn sign_v3(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &
     ))
 }
 
-#[cfg(test)]
-/// Legacy v1: hex SHA-256 of `secret + body`.
+/// Legacy v1: hex SHA-256 of `secret + body` (HubSpot still sends it beside v3; tandem never
+/// accepts it: no timestamp, so no replay protection). Sandboxes send it as HubSpot does.
+#[cfg(any(test, feature = "sandbox"))]
 pub fn sign_v1(secret: &[u8], body: &[u8]) -> String {
     hex::encode(
         Sha256::new()
