@@ -718,3 +718,174 @@ async fn literal_secrets_pasted_into_a_wrong_key_are_redacted_from_config_errors
     assert_eq!(check.code, Some(1), "{}", check.text);
     assert_absent(&check.text, &SECRETS, &check.what);
 }
+
+/// The closed loop's half of the canary: a person's email, phone and name travel to four
+/// marketing platforms (normalised, hashed where the vendor wants it), and every platform refuses
+/// some of it with its own error text; none of that personal data, and none of the platforms'
+/// credentials, may show up in the daemon's debug log, the dead letters, `/metrics`, `status`,
+/// or `report` output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_closed_loop_keeps_personal_data_and_credentials_out_of_every_output() {
+    use tandem_connectors::sandbox::{CrmFaults, SandboxDeal, start_crm, start_writeback};
+
+    const LOOP_EMAIL: &str = "zanzibar.quokka81@example.com";
+    let crm = start_crm("hubspot").await.unwrap().unwrap();
+    let deals = crm.deals().unwrap();
+    let mut targets = Vec::new();
+    for kind in ["google_ads", "meta_capi", "linkedin", "mailchimp"] {
+        targets.push((kind, start_writeback(kind).await.unwrap().unwrap()));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let stages = deals.stages();
+    let mut text = format!(
+        r#"
+[daemon]
+listen = "{addr}"
+state = "sqlite:{state}"
+admin_token = "{ADMIN_CANARY}"
+stop_timeout = "5s"
+
+[daemon.delivery]
+backoff_base = "50ms"
+backoff_max = "200ms"
+linger = "10ms"
+max_attempts = 2
+
+[connectors.website]
+kind = "webhook"
+default_region = "US"
+
+[connectors.crm]
+{crm_toml}
+{outcome_toml}
+
+[flows.inbound]
+from = ["website"]
+to = "crm"
+[flows.inbound.fields]
+email = "{{{{ lead.email }}}}"
+firstname = "{{{{ lead.first_name }}}}"
+phone = "{{{{ lead.phone }}}}"
+
+[attribution]
+from = "crm"
+to = ["crm", "google_ads", "meta_capi", "linkedin", "mailchimp"]
+[attribution.milestones]
+won = ["{won}"]
+"#,
+        state = dir.path().join("tandem.db").display(),
+        crm_toml = crm.connector_toml(),
+        outcome_toml = deals.outcome_toml(),
+        won = stages.won,
+    );
+    for (kind, t) in &targets {
+        text.push_str(&format!("\n[connectors.{kind}]\n{}\n", t.connector_toml()));
+    }
+    // Every credential the sandboxes hand out: the values of secret-looking keys.
+    let credentials: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split_once(" = "))
+        .filter(|(k, _)| {
+            ["token", "secret", "api_key", "password"]
+                .iter()
+                .any(|s| k.contains(s))
+        })
+        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .filter(|v| v.len() >= 8)
+        .collect();
+    assert!(credentials.len() >= 5, "{credentials:?}");
+    let config = dir.path().join("tandem.toml");
+    std::fs::write(&config, &text).unwrap();
+    let cfg = config.to_str().unwrap().to_owned();
+    let log = dir.path().join("tandem.log");
+    let p = TandemProcess::start_with_env(&config, addr, &log, &[("RUST_LOG", "debug")]).await;
+    let http = reqwest::Client::new();
+
+    let r = http
+        .post(format!("http://{addr}/hooks/website"))
+        .json(&json!({ "email": LOOP_EMAIL, "phone": PHONE, "first_name": NAME, "gclid": "canary-click" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    common::wait_until(Duration::from_secs(15), "the person in the CRM", || async {
+        crm.record_by_email(LOOP_EMAIL).map(|_| ())
+    })
+    .await;
+    // Half the platforms refuse every item with their own validation error.
+    for (kind, t) in &targets {
+        if matches!(*kind, "google_ads" | "linkedin") {
+            t.set_faults(CrmFaults {
+                item_failure_rate: 1.0,
+                ..CrmFaults::default()
+            });
+        }
+    }
+    deals.create_deal(SandboxDeal {
+        stage: stages.won.clone(),
+        amount: Some("990.00".into()),
+        currency: Some("EUR".into()),
+        contact_emails: vec![LOOP_EMAIL.into()],
+        ..Default::default()
+    });
+    common::wait_until(
+        Duration::from_secs(30),
+        "every write-back settled",
+        || async {
+            let s = admin_status(&http, addr).await;
+            let rows = s["destinations"].as_array()?.clone();
+            let attribution: Vec<&Value> =
+                rows.iter().filter(|d| d["flow"] == "attribution").collect();
+            let settled = attribution.len() == 5
+                && attribution
+                    .iter()
+                    .all(|d| d["pending"] == json!(0) && d["in_flight"] == json!(0));
+            let dead: u64 = attribution.iter().filter_map(|d| d["dead"].as_u64()).sum();
+            (settled && dead >= 1).then_some(())
+        },
+    )
+    .await;
+    let received: usize = targets
+        .iter()
+        .filter(|(k, _)| matches!(*k, "meta_capi" | "mailchimp"))
+        .map(|(_, t)| t.received().len())
+        .sum();
+    assert!(received > 0, "the accepting platforms got the conversion");
+
+    let mut needles: Vec<&str> = vec![
+        LOOP_EMAIL,
+        "zanzibar.quokka81",
+        "4155552689",
+        "415 555 2689",
+        NAME,
+    ];
+    needles.extend(credentials.iter().map(String::as_str));
+    needles.push(ADMIN_CANARY);
+    let dlq = run_cli(&["dlq", "list", "--config", &cfg]);
+    assert!(dlq.text.contains("attribution"), "{}", dlq.text);
+    for o in [
+        &dlq,
+        &run_cli(&["dlq", "list", "--json", "--config", &cfg]),
+        &run_cli(&["status", "--config", &cfg]),
+        &run_cli(&["report", "attribution", "--config", &cfg]),
+        &run_cli(&["report", "quality", "--format", "json", "--config", &cfg]),
+    ] {
+        assert_absent(&o.text, &needles, &o.what);
+    }
+    assert_absent(
+        &admin_get(&http, addr, "/metrics").await,
+        &needles,
+        "/metrics",
+    );
+    assert_absent(
+        &admin_get(&http, addr, "/api/dlq").await,
+        &needles,
+        "/api/dlq",
+    );
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(20)).await, Some(0));
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(log_text.contains("deal outcomes recorded"), "{log_text}");
+    assert_absent(&log_text, &needles, "the daemon's debug log");
+}
