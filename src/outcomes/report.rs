@@ -69,7 +69,6 @@ impl ReportPeriod {
 
 /// Credits every deal won in the period (by close time) to its people's touchpoints; won deals
 /// without any touchpoint in their lookback window are reported as unattributed.
-#[allow(clippy::too_many_arguments)]
 pub fn attribution_report(
     inputs: &AttributionInputs,
     model: Model,
