@@ -673,91 +673,8 @@ async fn http_inspection_and_fault_endpoints_and_rate_limit_headers() {
 type Recorded = (BTreeMap<String, String>, Value);
 
 fn spec() -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/specs/hubspot/contacts.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("HubSpot's contacts OpenAPI spec is required for this test but {} could not be read: {e}", path.display())
-    });
-    serde_json::from_str(&text).expect("contacts.json is JSON")
-}
-
-fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let name = r.rsplit('/').next().unwrap();
-            let found = &spec["components"]["schemas"][name];
-            assert!(!found.is_null(), "spec has no schema {name}");
-            resolve(spec, found)
-        }
-        None => schema,
-    }
-}
-
-/// Enough of JSON Schema for HubSpot's schemas: $ref, required, properties, additionalProperties,
-/// items, type and enum. With `strict`, unknown object keys are errors, so we notice sending what
-/// the spec lacks; answers are checked leniently because HubSpot's own bodies carry documented
-/// extras the spec omits (`"status":"error"` on every error body).
-fn conforms(
-    spec: &Value,
-    schema: &Value,
-    value: &Value,
-    at: &str,
-    strict: bool,
-    problems: &mut Vec<String>,
-) {
-    let schema = resolve(spec, schema);
-    if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value)
-    {
-        problems.push(format!("{at}: {value} not in {options:?}"));
-    }
-    match schema.get("type").and_then(Value::as_str) {
-        Some("object") => {
-            let Some(obj) = value.as_object() else {
-                return problems.push(format!("{at}: expected object, got {value}"));
-            };
-            for req in schema["required"].as_array().into_iter().flatten() {
-                if !obj.contains_key(req.as_str().unwrap()) {
-                    problems.push(format!("{at}: missing required {req}"));
-                }
-            }
-            for (k, v) in obj {
-                if let Some(s) = schema.get("properties").and_then(|p| p.get(k)) {
-                    conforms(spec, s, v, &format!("{at}.{k}"), strict, problems);
-                } else if let Some(s) = schema.get("additionalProperties").filter(|s| s.is_object())
-                {
-                    if !v.is_null() {
-                        conforms(spec, s, v, &format!("{at}.{k}"), strict, problems);
-                    }
-                } else if strict {
-                    problems.push(format!("{at}: key {k} is not in the spec"));
-                }
-            }
-        }
-        Some("array") => match value.as_array() {
-            Some(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    conforms(
-                        spec,
-                        &schema["items"],
-                        item,
-                        &format!("{at}[{i}]"),
-                        strict,
-                        problems,
-                    );
-                }
-            }
-            None => problems.push(format!("{at}: expected array")),
-        },
-        Some("string") if !value.is_string() => {
-            problems.push(format!("{at}: expected string, got {value}"))
-        }
-        Some("boolean") if !value.is_boolean() => problems.push(format!("{at}: expected boolean")),
-        Some("integer") if !value.is_i64() && !value.is_u64() => {
-            problems.push(format!("{at}: expected integer"))
-        }
-        _ => {}
-    }
+    tandem_connectors::hubspot::sandbox::spec::load("contacts.json")
+        .unwrap_or_else(|e| panic!("required for this test: {e}"))
 }
 
 fn assert_conforms(spec: &Value, schema_name: &str, value: &Value) {
@@ -768,10 +685,15 @@ fn assert_answer_conforms(spec: &Value, schema_name: &str, value: &Value) {
     check_conforms(spec, schema_name, value, false);
 }
 
+/// With `strict`, keys the spec lacks are errors: we notice sending what the spec lacks; answers
+/// are checked leniently (HubSpot's bodies carry documented extras the spec omits).
 fn check_conforms(spec: &Value, schema_name: &str, value: &Value, strict: bool) {
-    let mut problems = Vec::new();
-    let schema = json!({"$ref": format!("#/components/schemas/{schema_name}")});
-    conforms(spec, &schema, value, schema_name, strict, &mut problems);
+    let problems = tandem_connectors::hubspot::sandbox::spec::schema_problems(
+        spec,
+        schema_name,
+        value,
+        strict,
+    );
     assert!(
         problems.is_empty(),
         "{value} does not match {schema_name}: {problems:#?}"

@@ -111,88 +111,9 @@ pub async fn drain(src: &HubspotOutcomes, cursor: Option<String>) -> (Vec<Outcom
     panic!("the poll never caught up");
 }
 
-/// Enough of JSON Schema for HubSpot's schemas: $ref, required, properties,
-/// additionalProperties, items, type and enum. With `strict`, keys the spec lacks are errors.
-pub fn conforms(
-    spec: &Value,
-    schema: &Value,
-    value: &Value,
-    at: &str,
-    strict: bool,
-    problems: &mut Vec<String>,
-) {
-    let schema = resolve(spec, schema);
-    if let Some(options) = schema.get("enum").and_then(Value::as_array)
-        && !options.contains(value)
-    {
-        problems.push(format!("{at}: {value} not in {options:?}"));
-    }
-    match schema.get("type").and_then(Value::as_str) {
-        Some("object") => {
-            let Some(obj) = value.as_object() else {
-                return problems.push(format!("{at}: expected object, got {value}"));
-            };
-            for req in schema["required"].as_array().into_iter().flatten() {
-                if !obj.contains_key(req.as_str().unwrap_or_default()) {
-                    problems.push(format!("{at}: missing required {req}"));
-                }
-            }
-            for (k, v) in obj {
-                if let Some(s) = schema.get("properties").and_then(|p| p.get(k)) {
-                    conforms(spec, s, v, &format!("{at}.{k}"), strict, problems);
-                } else if let Some(s) = schema.get("additionalProperties").filter(|s| s.is_object())
-                {
-                    if !v.is_null() {
-                        conforms(spec, s, v, &format!("{at}.{k}"), strict, problems);
-                    }
-                } else if strict {
-                    problems.push(format!("{at}: key {k} is not in the spec"));
-                }
-            }
-        }
-        Some("array") => match value.as_array() {
-            Some(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    conforms(
-                        spec,
-                        &schema["items"],
-                        item,
-                        &format!("{at}[{i}]"),
-                        strict,
-                        problems,
-                    );
-                }
-            }
-            None => problems.push(format!("{at}: expected array")),
-        },
-        Some("string") if !value.is_string() => {
-            problems.push(format!("{at}: expected string, got {value}"))
-        }
-        Some("boolean") if !value.is_boolean() => problems.push(format!("{at}: expected boolean")),
-        Some("integer") if !value.is_i64() && !value.is_u64() => {
-            problems.push(format!("{at}: expected integer"))
-        }
-        _ => {}
-    }
-}
-
-fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let name = r.rsplit('/').next().unwrap_or_default();
-            let found = &spec["components"]["schemas"][name];
-            assert!(!found.is_null(), "spec has no schema {name}");
-            resolve(spec, found)
-        }
-        None => schema,
-    }
-}
-
 /// Asserts `value` matches the spec's schema `name` (strict: requests; lenient: answers).
 pub fn assert_schema(spec: &Value, name: &str, value: &Value, strict: bool) {
-    let mut problems = Vec::new();
-    let schema = json!({"$ref": format!("#/components/schemas/{name}")});
-    conforms(spec, &schema, value, name, strict, &mut problems);
+    let problems = crate::hubspot::sandbox::spec::schema_problems(spec, name, value, strict);
     assert!(
         problems.is_empty(),
         "{value} does not match {name}: {problems:#?}"

@@ -15,16 +15,8 @@ use crate::{
 };
 
 fn spec(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/specs/hubspot")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "HubSpot's OpenAPI spec {} is required for this test but could not be read: {e}",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).expect("the spec is JSON")
+    crate::hubspot::sandbox::spec::load(name)
+        .unwrap_or_else(|e| panic!("required for this test: {e}"))
 }
 
 fn request_schema<'a>(spec: &'a Value, path: &str) -> &'a str {

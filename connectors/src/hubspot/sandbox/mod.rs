@@ -34,6 +34,7 @@ pub mod notify;
 mod oauth;
 pub mod properties;
 pub mod salesperson;
+pub mod spec;
 mod state;
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
