@@ -212,12 +212,8 @@ async fn deliver_writebacks(
     let mut settled = Vec::new();
     let mut conversions = Vec::new();
     for c in batch {
-        if c.payload.is_empty() {
-            // Its person was forgotten while it waited: cancelled, never sent.
-            settled.push(Settlement::Done {
-                id: c.id,
-                remote_id: None,
-            });
+        if let Some(done) = cancelled(c) {
+            settled.push(done);
             continue;
         }
         match serde_json::from_str::<Conversion>(&c.payload) {
@@ -325,16 +321,20 @@ where
     settlements
 }
 
+/// A row whose person was forgotten while it waited (its payload erased): it ends here, never sent.
+fn cancelled(c: &Claimed) -> Option<Settlement> {
+    c.payload.is_empty().then_some(Settlement::Done {
+        id: c.id,
+        remote_id: None,
+    })
+}
+
 fn to_records(batch: &[Claimed]) -> (Vec<SinkRecord>, Vec<Settlement>) {
     let mut records = Vec::with_capacity(batch.len());
     let mut settled = Vec::new();
     for c in batch {
-        if c.payload.is_empty() {
-            // Its person was forgotten while it waited: cancelled, never sent.
-            settled.push(Settlement::Done {
-                id: c.id,
-                remote_id: None,
-            });
+        if let Some(done) = cancelled(c) {
+            settled.push(done);
             continue;
         }
         match serde_json::from_str::<RecordFields>(&c.payload) {
